@@ -1,0 +1,236 @@
+"""``smemu``: serve the emulator, check the machine, follow logs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Sequence
+
+from emulator.config import Settings, load_settings
+
+
+def export_lines(settings: Settings) -> list[str]:
+    """The shell lines that point boto3, the AWS CLI and the SageMaker SDK at the emulator."""
+    lines = [
+        f"export AWS_ENDPOINT_URL={settings.endpoint_url}",
+        "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test",
+        f"export AWS_DEFAULT_REGION={settings.region}",
+    ]
+    if settings.s3_endpoint:
+        lines.append(f"export AWS_ENDPOINT_URL_S3={settings.s3_endpoint}")
+    return lines
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings()
+    return settings.with_overrides(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        home=getattr(args, "home", None),
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the edge port in the foreground until SIGINT or SIGTERM."""
+    from emulator.server import EmulatorServer
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    server = EmulatorServer(settings)
+
+    def _terminate(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    print(f"sagemaker-emulator listening on {settings.endpoint_url} (state in {settings.home})", flush=True)
+    print("Point your AWS clients at it:", flush=True)
+    for line in export_lines(settings):
+        print(f"  {line}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start ``smemu serve`` in the background and return once it answers."""
+    from emulator.server import port_is_open
+
+    settings = _settings(args)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    pid_file = settings.home / "smemu.pid"
+    log_file = settings.home / "smemu.log"
+    if port_is_open(settings.host, settings.port):
+        print(f"sagemaker-emulator already answers on {settings.endpoint_url}")
+    else:
+        command = [sys.executable, "-m", "emulator.cli", "serve", "--host", settings.host,
+                   "--port", str(settings.port), "--home", str(settings.home)]
+        with open(log_file, "ab") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        pid_file.write_text(str(process.pid))
+        deadline = time.monotonic() + args.timeout
+        while not port_is_open(settings.host, settings.port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                print(f"sagemaker-emulator did not start; see {log_file}:", file=sys.stderr)
+                print(log_file.read_text()[-4000:], file=sys.stderr)
+                return 1
+            time.sleep(0.1)
+        print(f"sagemaker-emulator answers on {settings.endpoint_url} (pid {process.pid}, log {log_file})")
+    print("Point your AWS clients at it:")
+    for line in export_lines(settings):
+        print(f"  {line}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """Stop the background emulator started by ``smemu up``."""
+    settings = _settings(args)
+    pid_file = settings.home / "smemu.pid"
+    if not pid_file.exists():
+        print("no background emulator (no pid file)")
+        return 0
+    pid = int(pid_file.read_text().strip() or 0)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pid_file.unlink(missing_ok=True)
+        print("background emulator was not running")
+        return 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    pid_file.unlink(missing_ok=True)
+    print(f"stopped sagemaker-emulator (pid {pid})")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print a line per check; exit 1 when a required piece is missing."""
+    from emulator.doctor import run_checks
+
+    checks = run_checks(_settings(args))
+    for check in checks:
+        mark = "ok  " if check.ok else "FAIL"
+        print(f"[{mark}] {check.name}: {check.detail}")
+        if check.fix:
+            print(f"       fix: {check.fix}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_base_image(args: argparse.Namespace) -> int:
+    """Build the offline base image with the project's script."""
+    from emulator.doctor import REPO_ROOT
+
+    script = REPO_ROOT / "scripts" / "build-base-image"
+    env = dict(os.environ)
+    if args.image:
+        env["SMEMU_BASE_IMAGE"] = args.image
+    return subprocess.call([str(script)], env=env)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Print (and with --follow keep printing) a job's or endpoint's CloudWatch logs."""
+    import boto3
+
+    settings = _settings(args)
+    client = boto3.client(
+        "logs",
+        endpoint_url=settings.endpoint_url,
+        region_name=settings.region,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    group, prefix = _log_location(args.name, args.kind)
+    seen: dict[str, str | None] = {}
+    while True:
+        try:
+            streams = client.describe_log_streams(logGroupName=group, logStreamNamePrefix=prefix)["logStreams"]
+        except client.exceptions.ResourceNotFoundException:
+            streams = []
+        for stream in streams:
+            name = stream["logStreamName"]
+            kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": name, "startFromHead": True}
+            if seen.get(name):
+                kwargs["nextToken"] = seen[name]
+            page = client.get_log_events(**kwargs)
+            for event in page["events"]:
+                print(f"{name} {event['message']}", flush=True)
+            seen[name] = page.get("nextForwardToken")
+        if not args.follow:
+            return 0 if streams else 1
+        time.sleep(1)
+
+
+def _log_location(name: str, kind: str) -> tuple[str, str]:
+    if kind == "endpoint":
+        return f"/aws/sagemaker/Endpoints/{name}", ""
+    groups = {
+        "training": "/aws/sagemaker/TrainingJobs",
+        "processing": "/aws/sagemaker/ProcessingJobs",
+        "transform": "/aws/sagemaker/TransformJobs",
+    }
+    return groups[kind], f"{name}/"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``smemu`` argument parser."""
+    parser = argparse.ArgumentParser(prog="smemu", description="Local emulator of Amazon SageMaker's container platform.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the emulator on its edge port")
+    serve.add_argument("--host", help="bind address (SMEMU_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="edge port (SMEMU_PORT, default 4570)")
+    serve.add_argument("--home", help="state folder (SMEMU_HOME, default ~/.smemu)")
+    serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    serve.set_defaults(func=cmd_serve)
+
+    up = sub.add_parser("up", help="start the emulator in the background and wait until it answers")
+    up.add_argument("--host")
+    up.add_argument("--port", type=int)
+    up.add_argument("--home")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the edge port")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop the background emulator")
+    down.add_argument("--home")
+    down.set_defaults(func=cmd_down)
+
+    doctor = sub.add_parser("doctor", help="check the engine, base image, registry, GPU runtime and S3")
+    doctor.add_argument("--port", type=int)
+    doctor.set_defaults(func=cmd_doctor)
+
+    base = sub.add_parser("base-image", help="build the offline base image (smemu-base/python:3.11)")
+    base.add_argument("--image", help="tag to build (SMEMU_BASE_IMAGE)")
+    base.set_defaults(func=cmd_base_image)
+
+    logs = sub.add_parser("logs", help="print a job's or endpoint's logs")
+    logs.add_argument("name")
+    logs.add_argument("--kind", choices=["training", "processing", "transform", "endpoint"], default="training")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--port", type=int)
+    logs.set_defaults(func=cmd_logs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``smemu`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

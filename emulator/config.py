@@ -1,0 +1,111 @@
+"""Every setting of the emulator, read once from ``SMEMU_*`` environment variables.
+
+Settings are parsed explicitly when the application starts (never at import), into a
+frozen object, so tests can build another one without touching the process environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_PORT = 4570
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_BASE_IMAGE = "smemu-base/python:3.11"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_bool(value: str | None, default: bool = False) -> bool:
+    """Parse a boolean setting; an unrecognised word is an error rather than a silent False."""
+    if value is None:
+        return default
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: {value!r} (use one of {sorted(_TRUE | _FALSE - {''})})")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The emulator's configuration. Each field maps to one ``SMEMU_*`` variable."""
+
+    host: str = DEFAULT_HOST
+    """SMEMU_HOST: address the edge port binds to; loopback unless the user opens it."""
+    port: int = DEFAULT_PORT
+    """SMEMU_PORT: the one edge port for every AWS service the emulator answers."""
+    home: Path = field(default_factory=lambda: Path.home() / ".smemu")
+    """SMEMU_HOME: state (SQLite), the embedded S3's snapshot, job scratch space and logs."""
+    region: str = DEFAULT_REGION
+    """SMEMU_REGION: region used in ARNs when a request does not name one."""
+    account_id: str = DEFAULT_ACCOUNT
+    """SMEMU_ACCOUNT_ID: account used in ARNs (moto's default account)."""
+    s3_endpoint: str | None = None
+    """SMEMU_S3_ENDPOINT: an external S3 (MinIO). Unset: the embedded store on the edge port."""
+    s3_access_key: str = "minioadmin"
+    """SMEMU_S3_ACCESS_KEY: credentials for the external S3."""
+    s3_secret_key: str = "minioadmin"
+    """SMEMU_S3_SECRET_KEY: credentials for the external S3."""
+    base_image: str = DEFAULT_BASE_IMAGE
+    """SMEMU_BASE_IMAGE: the offline base image that sample containers build from."""
+    threads: int = 64
+    """SMEMU_THREADS: worker threads of the WSGI server (long invocations hold one each)."""
+    container_host: str = "127.0.0.1"
+    """SMEMU_CONTAINER_HOST: address on which published container ports are reached."""
+    resource_limits: bool = True
+    """SMEMU_RESOURCE_LIMITS: apply the instance type's memory and CPU to containers."""
+    gpus: str | None = None
+    """SMEMU_GPUS: 'all' (default when a GPU runtime exists), 'none', or device ids '0,1'."""
+
+    @property
+    def state_dir(self) -> Path:
+        """Folder holding the SQLite database and the AWS services' snapshot."""
+        return self.home / "state"
+
+    @property
+    def work_dir(self) -> Path:
+        """Folder holding per-job and per-endpoint scratch space."""
+        return self.home / "work"
+
+    @property
+    def endpoint_url(self) -> str:
+        """URL a client on this machine uses to reach the edge port."""
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        """A copy with some fields replaced, ignoring ``None`` (unset command-line flags)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``SMEMU_*`` variables (``os.environ`` by default)."""
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+
+    def text(name: str, default: str) -> str:
+        value = env.get(f"SMEMU_{name}")
+        return value if value else default
+
+    return Settings(
+        host=text("HOST", defaults.host),
+        port=int(text("PORT", str(defaults.port))),
+        home=Path(text("HOME", str(defaults.home))).expanduser(),
+        region=text("REGION", env.get("AWS_DEFAULT_REGION") or defaults.region),
+        account_id=text("ACCOUNT_ID", defaults.account_id),
+        s3_endpoint=env.get("SMEMU_S3_ENDPOINT") or None,
+        s3_access_key=text("S3_ACCESS_KEY", defaults.s3_access_key),
+        s3_secret_key=text("S3_SECRET_KEY", defaults.s3_secret_key),
+        base_image=text("BASE_IMAGE", defaults.base_image),
+        threads=int(text("THREADS", str(defaults.threads))),
+        container_host=text("CONTAINER_HOST", defaults.container_host),
+        resource_limits=parse_bool(env.get("SMEMU_RESOURCE_LIMITS"), True),
+        gpus=env.get("SMEMU_GPUS") or None,
+    )

@@ -1,0 +1,97 @@
+"""``smemu doctor``: is every piece the emulator runs on present, and if not, what fixes it."""
+
+from __future__ import annotations
+
+import shutil
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from emulator.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding: what was checked, whether it is fine, what was seen and how to fix it."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _script(name: str) -> str:
+    path = REPO_ROOT / "scripts" / name
+    return str(path) if path.exists() else f"scripts/{name} (in the sagemaker-emulator checkout)"
+
+
+def check_engine() -> tuple[Check, object | None]:
+    """The Docker engine answers on its socket."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        version = client.version()
+        return Check("docker engine", True, f"Docker {version.get('Version')} API {version.get('ApiVersion')}"), client
+    except Exception as exc:  # docker-py raises several unrelated types for "not there"
+        return Check("docker engine", False, f"not reachable: {exc}", f"sudo {_script('install-docker')}"), None
+
+
+def check_base_image(client: object | None, settings: Settings) -> Check:
+    """The offline base image that sample containers build from exists."""
+    if client is None:
+        return Check("base image", False, "engine not reachable", f"sudo {_script('install-docker')}")
+    try:
+        image = client.images.get(settings.base_image)  # type: ignore[attr-defined]
+    except Exception:
+        return Check("base image", False, f"{settings.base_image} missing", f"sudo {_script('build-base-image')}")
+    return Check("base image", True, f"{settings.base_image} {image.short_id}")
+
+
+def check_nvidia(client: object | None) -> Check:
+    """The NVIDIA runtime is registered with the engine (only needed for GPU instance types)."""
+    if client is None:
+        return Check("nvidia runtime", False, "engine not reachable")
+    runtimes = client.info().get("Runtimes", {})  # type: ignore[attr-defined]
+    if "nvidia" in runtimes:
+        return Check("nvidia runtime", True, "registered")
+    return Check(
+        "nvidia runtime", True,
+        "not registered: GPU instance types (ml.g*, ml.p*) will be refused; CPU types work",
+        "only for GPUs: see scripts/gpu-smoke and docs/gpu.md",
+    )
+
+
+def check_registry() -> Check:
+    """Debian's Distribution registry, used for ECR pushes."""
+    if shutil.which("docker-registry"):
+        return Check("registry", True, "docker-registry installed")
+    return Check("registry", False, "docker-registry not installed", "sudo apt-get install -y docker-registry")
+
+
+def check_s3(settings: Settings) -> Check:
+    """The S3 store answers (the edge port itself for the embedded store)."""
+    url = settings.s3_endpoint or settings.endpoint_url
+    try:
+        with urllib.request.urlopen(url + "/", timeout=3) as response:  # noqa: S310 - loopback URL from config
+            status = response.status
+    except urllib.error.HTTPError as err:
+        status = err.code
+    except Exception as exc:
+        fix = "smemu serve" if not settings.s3_endpoint else f"start the S3 server at {url}"
+        return Check("s3", False, f"{url} not reachable: {exc}", fix)
+    return Check("s3", True, f"{url} answers (HTTP {status})")
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    """Every check, in dependency order."""
+    engine, client = check_engine()
+    return [
+        engine,
+        check_base_image(client, settings),
+        check_registry(),
+        check_nvidia(client),
+        check_s3(settings),
+    ]

@@ -1,0 +1,194 @@
+"""The edge: one WSGI application on one port that answers as every AWS service.
+
+Routing, in order (DESIGN.md decision 1):
+
+1. ``/moto-api/...``                                   -> moto (its reset and static APIs)
+2. SigV4 scope ``sagemaker`` (or unsigned) and ``X-Amz-Target: SageMaker.<Op>``
+                                                       -> the control plane (Flask)
+3. scope ``sagemaker`` and a path under ``/endpoints/`` -> the runtime (Flask)
+4. everything else (IAM, STS, ECR, Logs, SNS, S3, other SageMaker APIs) -> moto
+
+S3 is recognised by its credential scope before any path is looked at, so a bucket named
+``endpoints`` is still S3.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from typing import Any, Callable, Iterable, Mapping
+
+from flask import Flask, Response, request
+
+from emulator.context import CallContext
+from emulator.errors import InternalFailure, ServiceError, ValidationError
+from emulator.gateway.aws import MotoBridge
+from emulator.gateway.control import ControlPlane
+from emulator.gateway.protocol import JsonRpcProtocol, RestJsonProtocol, error_response
+
+log = logging.getLogger(__name__)
+
+HEALTH_PATH = "/_smemu/health"
+"""The emulator's own status page (outside every AWS API's path space)."""
+
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+RuntimeHandler = Callable[[str, dict[str, Any], CallContext], Mapping[str, Any]]
+"""``(operation name, parsed request, ctx) -> result`` for sagemaker-runtime operations."""
+
+StreamingHandler = Callable[[str, dict[str, Any], CallContext], Response]
+"""Handlers that need to stream their answer (InvokeEndpointWithResponseStream)."""
+
+
+def credential_scope(environ: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(region, service)`` from a SigV4 Authorization header, or ``(None, None)``."""
+    match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if match is None:
+        return None, None
+    return match.group(1), match.group(2).lower()
+
+
+class EdgeApplication:
+    """The WSGI callable served on the edge port."""
+
+    def __init__(
+        self,
+        control: ControlPlane,
+        moto: MotoBridge,
+        default_region: str,
+        account_id: str,
+        runtime: RuntimeHandler | None = None,
+        streaming: dict[str, StreamingHandler] | None = None,
+    ) -> None:
+        self.control = control
+        self.moto = moto
+        self.default_region = default_region
+        self.account_id = account_id
+        self.runtime = runtime
+        self.streaming = streaming or {}
+        self.json_protocol = JsonRpcProtocol("sagemaker")
+        self.rest_protocol = RestJsonProtocol("sagemaker-runtime")
+        self.flask = self._create_flask()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == HEALTH_PATH:
+            return self.flask(environ, start_response)
+        region, service = credential_scope(environ)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not path.startswith("/moto-api") and service in (None, "sagemaker"):
+            environ["smemu.region"] = region or self.default_region
+            if target.startswith("SageMaker.") or (service == "sagemaker" and path == "/"):
+                return self.flask(environ, start_response)
+            if service == "sagemaker" and path.startswith("/endpoints/"):
+                return self.flask(environ, start_response)
+        return self.moto(environ, start_response)
+
+    # -- Flask side ---------------------------------------------------------------------
+
+    def _create_flask(self) -> Flask:
+        app = Flask("emulator")
+        app.add_url_rule("/", "control", self._control, methods=["POST"])
+        app.add_url_rule("/endpoints/<path:rest>", "runtime", self._runtime, methods=["POST"])
+        app.add_url_rule(HEALTH_PATH, "health", self._health, methods=["GET"])
+        return app
+
+    def _health(self) -> Response:
+        snapshot = self.moto.snapshot
+        body = {
+            "status": "ok",
+            "operations": self.control.operations,
+            "aws_state": None if snapshot is None else {
+                "pending": snapshot.pending, "last_saved": snapshot.last_saved},
+        }
+        return Response(json.dumps(body), status=200, headers={"Content-Type": "application/json"})
+
+    def _context(self) -> CallContext:
+        return CallContext(region=request.environ["smemu.region"], account_id=self.account_id)
+
+    def _control(self) -> Response:
+        ctx = self._context()
+        body = request.get_data(cache=True)
+        try:
+            operation = self.json_protocol.operation_from_target(request.headers.get("X-Amz-Target"))
+            params = self.json_protocol.parse(operation, body)
+            if not self.control.handles(operation.name):
+                return self._forward_to_moto(body)
+            try:
+                result = self.control.call(operation.name, params, ctx)
+            except NotImplementedError:
+                return self._forward_to_moto(body)
+            payload = self.json_protocol.serialize(operation, result)
+        except ServiceError as err:
+            return self._error(err, "json", ctx)
+        except Exception as exc:  # a bug must still answer in AWS's shape, and be logged
+            log.exception("%s failed", request.headers.get("X-Amz-Target"))
+            return self._error(InternalFailure(f"internal error: {exc}"), "json", ctx)
+        return Response(
+            payload,
+            status=200,
+            headers={"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": ctx.request_id},
+        )
+
+    def _runtime(self, rest: str) -> Response:
+        ctx = self._context()
+        try:
+            found = self.rest_protocol.operation_for("POST", request.path)
+            if found is None:
+                raise ValidationError(f"Unknown runtime path {request.path}")
+            operation, uri_params = found
+            params = self.rest_protocol.parse(
+                operation, uri_params, request.headers, request.get_data(cache=False)
+            )
+            streaming = self.streaming.get(operation.name)
+            if streaming is not None:
+                return streaming(operation.name, params, ctx)
+            if self.runtime is None:
+                raise ValidationError(
+                    f"Endpoint {params.get('EndpointName')} of account {self.account_id} not found."
+                )
+            result = self.runtime(operation.name, params, ctx)
+            status, headers, payload = self.rest_protocol.serialize(operation, result)
+        except ServiceError as err:
+            return self._error(err, "rest-json", ctx)
+        except Exception as exc:
+            log.exception("runtime call %s failed", request.path)
+            return self._error(InternalFailure(f"internal error: {exc}"), "rest-json", ctx)
+        response = Response(payload, status=status)
+        for name, value in headers:
+            response.headers[name] = value
+        response.headers["x-amzn-RequestId"] = ctx.request_id
+        return response
+
+    def _error(self, err: ServiceError, protocol: str, ctx: CallContext) -> Response:
+        status, headers, payload = error_response(err, protocol, request_id=ctx.request_id)
+        response = Response(payload, status=status)
+        for name, value in headers:
+            response.headers[name] = value
+        return response
+
+    def _forward_to_moto(self, body: bytes) -> Response:
+        """Hand the current request, body restored, to moto and relay its answer."""
+        environ = dict(request.environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            captured["status"] = int(status.split(" ", 1)[0])
+            captured["headers"] = headers
+
+        chunks = self.moto(environ, start_response)
+        try:
+            payload = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        response = Response(payload, status=captured.get("status", 500))
+        for name, value in captured.get("headers", []):
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                response.headers[name] = value
+        return response

@@ -1,0 +1,88 @@
+"""The platform: settings, state, S3 and the services that execute SageMaker's operations.
+
+The gateway knows wire protocols; the services here know SageMaker's behaviour. A service
+is any object whose methods are named after the operations it executes
+(``create_training_job(request, ctx)``), with optional ``start()`` (re-adopt work after a
+restart) and ``stop()`` hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping
+
+from emulator.config import Settings
+from emulator.context import CallContext
+from emulator.s3 import S3Store
+from emulator.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Platform:
+    """Everything the services share, built once per emulator process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.state_dir / "resources.db")
+        self.s3 = S3Store(settings)
+        self.services: list[object] = []
+        self.runtime_handler: Callable[[str, dict[str, Any], CallContext], Mapping[str, Any]] | None = None
+        self.streaming_handlers: dict[str, Any] = {}
+
+    def add_service(self, service: object) -> None:
+        """Register a service; earlier services win when two define the same operation."""
+        self.services.append(service)
+
+    def default_context(self) -> CallContext:
+        """A context for work the platform starts by itself (recovery after a restart)."""
+        return CallContext(region=self.settings.region, account_id=self.settings.account_id)
+
+    def start(self) -> None:
+        """Let each service re-adopt or settle work left from a previous run."""
+        for service in self.services:
+            start = getattr(service, "start", None)
+            if callable(start):
+                start()
+
+    def stop(self) -> None:
+        """Stop background work; running containers are left to be re-adopted next start."""
+        for service in reversed(self.services):
+            stop = getattr(service, "stop", None)
+            if callable(stop):
+                try:
+                    stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(service).__name__)
+        self.store.close()
+
+
+def build_platform(settings: Settings) -> Platform:
+    """The platform with every service this build of the emulator has."""
+    from emulator.tags import TagService
+
+    platform = Platform(settings)
+    for factory in _service_factories():
+        platform.add_service(factory(platform))
+    platform.add_service(TagService(platform.store))
+    return platform
+
+
+def _service_factories() -> list[Callable[[Platform], object]]:
+    """Service constructors, imported lazily so the gateway starts fast."""
+    factories: list[Callable[[Platform], object]] = []
+    try:
+        from emulator.training.service import TrainingService
+    except ImportError:  # pragma: no cover - during the first builds of the package
+        log.debug("training service not available")
+    else:
+        factories.append(TrainingService)
+    try:
+        from emulator.hosting.service import HostingService
+    except ImportError:  # pragma: no cover
+        log.debug("hosting service not available")
+    else:
+        factories.append(HostingService)
+    return factories

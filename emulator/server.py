@@ -1,0 +1,123 @@
+"""Running the edge application: a multi-threaded production WSGI server (cheroot).
+
+:class:`EmulatorServer` owns the whole process-level lifecycle: restore AWS state, build
+the platform, serve, and on stop save state and let services settle. ``smemu serve`` runs it
+in the foreground; tests and the pytest plugin run it in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+from cheroot import wsgi
+
+from emulator.config import Settings
+from emulator.gateway.app import EdgeApplication
+from emulator.gateway.aws import AwsStateSnapshot, MotoBridge
+from emulator.gateway.control import ControlPlane
+from emulator.gateway.protocol import load_service_model
+from emulator.platform import Platform, build_platform
+
+log = logging.getLogger(__name__)
+
+
+def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, AwsStateSnapshot]:
+    """The edge application with its platform and the AWS state snapshot, restored."""
+    snapshot = AwsStateSnapshot(settings.state_dir / "aws-state.pickle")
+    snapshot.restore()
+    platform = build_platform(settings)
+    operations = load_service_model("sagemaker").operation_names
+    control = ControlPlane(platform.services, operations)
+    app = EdgeApplication(
+        control=control,
+        moto=MotoBridge(snapshot),
+        default_region=settings.region,
+        account_id=settings.account_id,
+        runtime=platform.runtime_handler,
+        streaming=platform.streaming_handlers,
+    )
+    return app, platform, snapshot
+
+
+class EmulatorServer:
+    """The emulator on one port, startable in the foreground or in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app, self.platform, self.snapshot = build_application(settings)
+        self._server = wsgi.Server(
+            (settings.host, settings.port),
+            self.app,
+            numthreads=settings.threads,
+            server_name="smemu",
+            request_queue_size=128,
+            timeout=75,
+            shutdown_timeout=5,
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when the settings asked for port 0)."""
+        bound = self._server.bind_addr
+        return int(bound[1]) if isinstance(bound, tuple) else self.settings.port
+
+    def start(self) -> "EmulatorServer":
+        """Bind, start services, and serve in a background thread; returns when accepting."""
+        self._server.prepare()
+        self.snapshot.start()
+        self.platform.start()
+        self._thread = threading.Thread(target=self._server.serve, name="smemu-edge", daemon=True)
+        self._thread.start()
+        _wait_until_accepting(self.settings.host, self.port, deadline=10.0)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the foreground until interrupted (SIGINT/SIGTERM handled by the caller)."""
+        self.start()
+        assert self._thread is not None
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop serving, save AWS state and stop the services' background work."""
+        try:
+            self._server.stop()
+        finally:
+            self.snapshot.stop()
+            self.platform.stop()
+
+    def __enter__(self) -> "EmulatorServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def port_is_open(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        with socket.create_connection((connect_host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_until_accepting(host: str, port: int, deadline: float) -> None:
+    connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            with socket.create_connection((connect_host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > end:
+                raise RuntimeError(f"the edge port {connect_host}:{port} did not open in {deadline} s")
+            time.sleep(0.02)

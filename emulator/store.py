@@ -1,0 +1,152 @@
+"""Resource records (jobs, models, endpoint configs, endpoints) kept in SQLite.
+
+Each record is the resource's Describe* response as a plain JSON dict (timestamps as epoch
+seconds), so a Describe is a read and a restart of the emulator loses nothing. Names are
+unique per kind without regard to case, as SageMaker's ARNs are (they lower-case the name).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+Record = dict[str, Any]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created REAL NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    arn TEXT NOT NULL,
+    tag_key TEXT NOT NULL,
+    tag_value TEXT NOT NULL,
+    PRIMARY KEY (arn, tag_key)
+);
+"""
+
+
+class Store:
+    """A small, thread-safe document store over one SQLite file.
+
+    One connection guarded by a lock: the control plane's write rate is tiny, and a single
+    writer keeps read-modify-write updates (:meth:`update`) atomic without retries.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        """Close the database; the store is unusable afterwards."""
+        with self._lock:
+            self._db.close()
+
+    def insert(self, kind: str, name: str, record: Record, created: float) -> bool:
+        """Add a record; False when one of that kind and name exists already."""
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO resources (kind, key, name, created, data) VALUES (?, ?, ?, ?, ?)",
+                    (kind, name.lower(), name, created, json.dumps(record)),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+    def put(self, kind: str, name: str, record: Record, created: float) -> None:
+        """Insert or replace a record."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO resources (kind, key, name, created, data) VALUES (?, ?, ?, ?, ?)",
+                (kind, name.lower(), name, created, json.dumps(record)),
+            )
+
+    def get(self, kind: str, name: str) -> Record | None:
+        """The record of that kind and name, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM resources WHERE kind = ? AND key = ?", (kind, name.lower())
+            ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def update(self, kind: str, name: str, change: Callable[[Record], Record | None]) -> Record | None:
+        """Atomically apply ``change`` to a record and save what it returns (or the mutated dict).
+
+        Returns the saved record, or None when there is no such record.
+        """
+        with self._lock:
+            record = self.get(kind, name)
+            if record is None:
+                return None
+            result = change(record)
+            saved = record if result is None else result
+            self._db.execute(
+                "UPDATE resources SET data = ? WHERE kind = ? AND key = ?",
+                (json.dumps(saved), kind, name.lower()),
+            )
+            return saved
+
+    def delete(self, kind: str, name: str) -> bool:
+        """Remove a record; False when there was none."""
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM resources WHERE kind = ? AND key = ?", (kind, name.lower())
+            )
+            return cursor.rowcount > 0
+
+    def list(self, kind: str) -> list[Record]:
+        """Every record of a kind, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT data FROM resources WHERE kind = ? ORDER BY created, key", (kind,)
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def names(self, kind: str) -> Iterator[str]:
+        """The names of every record of a kind, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name FROM resources WHERE kind = ? ORDER BY created, key", (kind,)
+            ).fetchall()
+        return iter([row[0] for row in rows])
+
+    # Tags are kept by ARN, as AddTags/ListTags/DeleteTags address them.
+
+    def add_tags(self, arn: str, tags: list[dict[str, str]]) -> None:
+        """Add or overwrite tags on a resource."""
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO tags (arn, tag_key, tag_value) VALUES (?, ?, ?)",
+                [(arn, t["Key"], t.get("Value", "")) for t in tags],
+            )
+
+    def list_tags(self, arn: str) -> list[dict[str, str]]:
+        """Tags of a resource in key order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tag_key, tag_value FROM tags WHERE arn = ? ORDER BY tag_key", (arn,)
+            ).fetchall()
+        return [{"Key": k, "Value": v} for k, v in rows]
+
+    def delete_tags(self, arn: str, keys: list[str] | None = None) -> None:
+        """Remove some tags of a resource, or all of them when ``keys`` is None."""
+        with self._lock:
+            if keys is None:
+                self._db.execute("DELETE FROM tags WHERE arn = ?", (arn,))
+            else:
+                self._db.executemany(
+                    "DELETE FROM tags WHERE arn = ? AND tag_key = ?", [(arn, k) for k in keys]
+                )

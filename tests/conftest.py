@@ -1,0 +1,128 @@
+"""Shared fixtures: an emulator on a free loopback port and boto3 clients pointed at it.
+
+Integration tests get a real emulator (the production WSGI server in a thread of the test
+process), real boto3 clients, a real Docker engine and real containers. The emulator runs
+once per test session; tests isolate themselves by unique resource names.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from emulator.config import Settings, load_settings
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique_name(prefix: str) -> str:
+    """A resource name no other test uses (SageMaker names: letters, digits, hyphens)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def emulator_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of the session's emulator: free port, fresh home."""
+    home = tmp_path_factory.mktemp("smemu-home")
+    base = load_settings({k: v for k, v in os.environ.items() if k in ("SMEMU_S3_ENDPOINT", "SMEMU_BASE_IMAGE",
+                                                                       "SMEMU_S3_ACCESS_KEY", "SMEMU_S3_SECRET_KEY")})
+    return base.with_overrides(port=free_port(), home=Path(home), host="127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def emulator(emulator_settings: Settings) -> Iterator[Any]:
+    """The emulator, serving for the whole test session."""
+    from emulator.server import EmulatorServer
+
+    server = EmulatorServer(emulator_settings)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def endpoint_url(emulator: Any, emulator_settings: Settings) -> str:
+    """The edge URL of the session's emulator."""
+    return f"http://127.0.0.1:{emulator_settings.port}"
+
+
+def make_client(service: str, endpoint_url: str, **config: Any) -> Any:
+    """A boto3 client for ``service`` against the emulator, with dummy credentials."""
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1}, **config),
+    )
+
+
+@pytest.fixture(scope="session")
+def sagemaker_client(endpoint_url: str) -> Any:
+    """boto3 ``sagemaker`` client."""
+    return make_client("sagemaker", endpoint_url)
+
+
+@pytest.fixture(scope="session")
+def runtime_client(endpoint_url: str) -> Any:
+    """boto3 ``sagemaker-runtime`` client (long read timeout for slow-container tests)."""
+    return make_client("sagemaker-runtime", endpoint_url, read_timeout=120)
+
+
+@pytest.fixture(scope="session")
+def s3_client(endpoint_url: str, emulator_settings: Settings) -> Any:
+    """boto3 ``s3`` client for the store the emulator uses."""
+    if emulator_settings.s3_endpoint:
+        return boto3.session.Session().client(
+            "s3", endpoint_url=emulator_settings.s3_endpoint, region_name="us-east-1",
+            aws_access_key_id=emulator_settings.s3_access_key,
+            aws_secret_access_key=emulator_settings.s3_secret_key,
+        )
+    return make_client("s3", endpoint_url)
+
+
+@pytest.fixture(scope="session")
+def logs_client(endpoint_url: str) -> Any:
+    """boto3 ``logs`` client."""
+    return make_client("logs", endpoint_url)
+
+
+@pytest.fixture()
+def bucket(s3_client: Any) -> str:
+    """A fresh bucket for one test."""
+    name = unique_name("bucket")
+    s3_client.create_bucket(Bucket=name)
+    return name
+
+
+SAGEMAKER_TRUST_POLICY = (
+    '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
+    '"Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
+)
+
+
+@pytest.fixture(scope="session")
+def role_arn(endpoint_url: str) -> str:
+    """An IAM role SageMaker may assume, as a real account would have."""
+    iam = make_client("iam", endpoint_url)
+    name = unique_name("SageMakerRole")
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=SAGEMAKER_TRUST_POLICY)
+    return str(role["Role"]["Arn"])

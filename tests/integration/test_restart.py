@@ -1,0 +1,101 @@
+"""A restart of ``smemu serve`` keeps every resource and every object of the embedded S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import SAGEMAKER_TRUST_POLICY, free_port, make_client
+
+
+class ServeProcess:
+    """``smemu serve`` as a separate process, as a user runs it."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home, self.port = home, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.home / "serve.log").open("ab")
+        env = {**os.environ, "SMEMU_HOME": str(self.home), "SMEMU_PORT": str(self.port)}
+        self.process = subprocess.Popen([sys.executable, "-m", "emulator.cli", "serve"],
+                                        stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                make_client("sts", self.url).get_caller_identity()
+                return
+            except Exception:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((self.home / "serve.log").read_text()[-3000:])
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+
+
+@pytest.fixture()
+def serve(tmp_path: Path) -> Iterator[ServeProcess]:
+    server = ServeProcess(tmp_path, free_port())
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_restart_keeps_resources_and_objects(serve: ServeProcess) -> None:
+    serve.start()
+    s3 = make_client("s3", serve.url)
+    s3.create_bucket(Bucket="kept-bucket")
+    s3.put_object(Bucket="kept-bucket", Key="data/1.bin", Body=b"\x00\x01" * 50_000)
+    make_client("iam", serve.url).create_role(RoleName="KeptRole", AssumeRolePolicyDocument=SAGEMAKER_TRUST_POLICY)
+    make_client("ecr", serve.url).create_repository(repositoryName="kept-repo")
+    make_client("logs", serve.url).create_log_group(logGroupName="/kept/group")
+    make_client("sagemaker", serve.url).create_experiment(ExperimentName="kept-experiment")
+
+    serve.stop()
+    assert serve.process is not None and serve.process.returncode == 0
+    serve.start()
+
+    s3 = make_client("s3", serve.url)
+    assert s3.get_object(Bucket="kept-bucket", Key="data/1.bin")["Body"].read() == b"\x00\x01" * 50_000
+    assert make_client("iam", serve.url).get_role(RoleName="KeptRole")["Role"]["RoleName"] == "KeptRole"
+    repos = make_client("ecr", serve.url).describe_repositories()["repositories"]
+    assert [r["repositoryName"] for r in repos] == ["kept-repo"]
+    groups = make_client("logs", serve.url).describe_log_groups()["logGroups"]
+    assert "/kept/group" in [g["logGroupName"] for g in groups]
+    experiment = make_client("sagemaker", serve.url).describe_experiment(ExperimentName="kept-experiment")
+    assert experiment["ExperimentName"] == "kept-experiment"
+
+
+def test_state_written_only_when_changed_survives_a_kill(serve: ServeProcess, tmp_path: Path) -> None:
+    """The snapshot is written shortly after a change, not only at a clean shutdown."""
+    serve.start()
+    make_client("s3", serve.url).create_bucket(Bucket="survives-kill")
+    created = time.time()
+    deadline = time.monotonic() + 15
+    while True:
+        with urllib.request.urlopen(serve.url + "/_smemu/health", timeout=5) as response:
+            state = json.loads(response.read())["aws_state"]
+        if not state["pending"] and (state["last_saved"] or 0) > created:
+            break
+        assert time.monotonic() < deadline, f"no snapshot written after a change: {state}"
+        time.sleep(0.1)
+    assert serve.process is not None
+    serve.process.kill()
+    serve.process.wait()
+    serve.start()
+    buckets = [b["Name"] for b in make_client("s3", serve.url).list_buckets()["Buckets"]]
+    assert "survives-kill" in buckets

@@ -1,0 +1,49 @@
+"""Settings are parsed explicitly from SMEMU_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emulator.config import Settings, load_settings, parse_bool
+
+
+def test_defaults_bind_loopback_on_4570() -> None:
+    settings = load_settings({})
+    assert (settings.host, settings.port) == ("127.0.0.1", 4570)
+    assert settings.s3_endpoint is None
+    assert settings.endpoint_url == "http://localhost:4570"
+
+
+def test_variables_override_defaults(tmp_path: Path) -> None:
+    settings = load_settings({
+        "SMEMU_PORT": "5000", "SMEMU_HOST": "0.0.0.0", "SMEMU_HOME": str(tmp_path),
+        "SMEMU_S3_ENDPOINT": "http://127.0.0.1:9000", "SMEMU_RESOURCE_LIMITS": "no",
+    })
+    assert settings.port == 5000
+    assert settings.home == tmp_path
+    assert settings.state_dir == tmp_path / "state"
+    assert settings.s3_endpoint == "http://127.0.0.1:9000"
+    assert settings.resource_limits is False
+
+
+def test_region_falls_back_to_aws_default_region() -> None:
+    assert load_settings({"AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
+    assert load_settings({"AWS_DEFAULT_REGION": "eu-west-1", "SMEMU_REGION": "ap-south-1"}).region == "ap-south-1"
+
+
+@pytest.mark.parametrize(("word", "value"), [("1", True), ("TRUE", True), ("yes", True), ("0", False),
+                                             ("off", False), ("", False)])
+def test_parse_bool(word: str, value: bool) -> None:
+    assert parse_bool(word) is value
+
+
+def test_parse_bool_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="not a boolean"):
+        parse_bool("maybe")
+
+
+def test_with_overrides_ignores_unset_flags() -> None:
+    settings = Settings().with_overrides(port=None, host="0.0.0.0")
+    assert settings.port == 4570 and settings.host == "0.0.0.0"
