@@ -7,9 +7,9 @@ frozen object, so tests can build another one without touching the process envir
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 DEFAULT_PORT = 4570
 DEFAULT_HOST = "127.0.0.1"
@@ -63,6 +63,20 @@ class Settings:
     """SMEMU_RESOURCE_LIMITS: apply the instance type's memory and CPU to containers."""
     gpus: str | None = None
     """SMEMU_GPUS: 'all' (default when a GPU runtime exists), 'none', or device ids '0,1'."""
+    invocation_timeout_seconds: float = 60.0
+    """SMEMU_INVOCATION_TIMEOUT_SECONDS: how long InvokeEndpoint waits for a container (AWS: 60)."""
+    endpoint_startup_timeout_seconds: float = 240.0
+    """SMEMU_ENDPOINT_STARTUP_TIMEOUT_SECONDS: default ContainerStartupHealthCheckTimeoutInSeconds."""
+    endpoint_download_timeout_seconds: float = 600.0
+    """SMEMU_ENDPOINT_DOWNLOAD_TIMEOUT_SECONDS: default ModelDataDownloadTimeoutInSeconds."""
+    serverless_idle_seconds: float = 300.0
+    """SMEMU_SERVERLESS_IDLE_SECONDS: idle time after which a serverless container is stopped."""
+    container_stop_grace_seconds: float = 30.0
+    """SMEMU_CONTAINER_STOP_GRACE_SECONDS: SIGTERM-to-SIGKILL grace when an endpoint stops."""
+    training_stop_grace_seconds: float = 120.0
+    """SMEMU_TRAINING_STOP_GRACE_SECONDS: StopTrainingJob's SIGTERM-to-SIGKILL wait (AWS: 120)."""
+    training_checkpoint_sync_seconds: float = 5.0
+    """SMEMU_TRAINING_CHECKPOINT_SYNC_SECONDS: how often /opt/ml/checkpoints is synced to S3."""
 
     @property
     def state_dir(self) -> Path:
@@ -80,7 +94,7 @@ class Settings:
         host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
 
-    def with_overrides(self, **changes: object) -> "Settings":
+    def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields replaced, ignoring ``None`` (unset command-line flags)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
 
@@ -108,4 +122,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         container_host=text("CONTAINER_HOST", defaults.container_host),
         resource_limits=parse_bool(env.get("SMEMU_RESOURCE_LIMITS"), True),
         gpus=env.get("SMEMU_GPUS") or None,
+        invocation_timeout_seconds=float(text("INVOCATION_TIMEOUT_SECONDS", str(defaults.invocation_timeout_seconds))),
+        endpoint_startup_timeout_seconds=float(
+            text("ENDPOINT_STARTUP_TIMEOUT_SECONDS", str(defaults.endpoint_startup_timeout_seconds))),
+        endpoint_download_timeout_seconds=float(
+            text("ENDPOINT_DOWNLOAD_TIMEOUT_SECONDS", str(defaults.endpoint_download_timeout_seconds))),
+        serverless_idle_seconds=float(text("SERVERLESS_IDLE_SECONDS", str(defaults.serverless_idle_seconds))),
+        container_stop_grace_seconds=float(
+            text("CONTAINER_STOP_GRACE_SECONDS", str(defaults.container_stop_grace_seconds))),
+        training_stop_grace_seconds=float(
+            text("TRAINING_STOP_GRACE_SECONDS", str(defaults.training_stop_grace_seconds))),
+        training_checkpoint_sync_seconds=float(
+            text("TRAINING_CHECKPOINT_SYNC_SECONDS", str(defaults.training_checkpoint_sync_seconds))),
     )

@@ -7,6 +7,7 @@ unique per kind without regard to case, as SageMaker's ARNs are (they lower-case
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -107,7 +108,7 @@ class Store:
             )
             return cursor.rowcount > 0
 
-    def list(self, kind: str) -> list[Record]:
+    def list(self, kind: str) -> builtins.list[Record]:
         """Every record of a kind, oldest first."""
         with self._lock:
             rows = self._db.execute(
@@ -125,7 +126,7 @@ class Store:
 
     # Tags are kept by ARN, as AddTags/ListTags/DeleteTags address them.
 
-    def add_tags(self, arn: str, tags: list[dict[str, str]]) -> None:
+    def add_tags(self, arn: str, tags: builtins.list[dict[str, str]]) -> None:
         """Add or overwrite tags on a resource."""
         with self._lock:
             self._db.executemany(
@@ -133,7 +134,7 @@ class Store:
                 [(arn, t["Key"], t.get("Value", "")) for t in tags],
             )
 
-    def list_tags(self, arn: str) -> list[dict[str, str]]:
+    def list_tags(self, arn: str) -> builtins.list[dict[str, str]]:
         """Tags of a resource in key order."""
         with self._lock:
             rows = self._db.execute(
@@ -141,7 +142,7 @@ class Store:
             ).fetchall()
         return [{"Key": k, "Value": v} for k, v in rows]
 
-    def delete_tags(self, arn: str, keys: list[str] | None = None) -> None:
+    def delete_tags(self, arn: str, keys: builtins.list[str] | None = None) -> None:
         """Remove some tags of a resource, or all of them when ``keys`` is None."""
         with self._lock:
             if keys is None:

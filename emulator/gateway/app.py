@@ -18,7 +18,8 @@ import io
 import json
 import logging
 import re
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from flask import Flask, Response, request
 
@@ -40,6 +41,31 @@ RuntimeHandler = Callable[[str, dict[str, Any], CallContext], Mapping[str, Any]]
 
 StreamingHandler = Callable[[str, dict[str, Any], CallContext], Response]
 """Handlers that need to stream their answer (InvokeEndpointWithResponseStream)."""
+
+
+_REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 424: "Failed Dependency",
+            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def _environ_headers(environ: Mapping[str, Any]) -> dict[str, str]:
+    """Request headers from a WSGI environ, names lower-cased (what the protocol reads)."""
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    return headers
+
+
+def _read_body(environ: Mapping[str, Any]) -> bytes:
+    """The request body, by Content-Length (chunked uploads are read to the end)."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        return bytes(stream.read(int(length)))
+    return bytes(stream.read()) if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" else b""
 
 
 def credential_scope(environ: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -83,7 +109,7 @@ class EdgeApplication:
             if target.startswith("SageMaker.") or (service == "sagemaker" and path == "/"):
                 return self.flask(environ, start_response)
             if service == "sagemaker" and path.startswith("/endpoints/"):
-                return self.flask(environ, start_response)
+                return self._runtime(environ, start_response)
         return self.moto(environ, start_response)
 
     # -- Flask side ---------------------------------------------------------------------
@@ -91,7 +117,6 @@ class EdgeApplication:
     def _create_flask(self) -> Flask:
         app = Flask("emulator")
         app.add_url_rule("/", "control", self._control, methods=["POST"])
-        app.add_url_rule("/endpoints/<path:rest>", "runtime", self._runtime, methods=["POST"])
         app.add_url_rule(HEALTH_PATH, "health", self._health, methods=["GET"])
         return app
 
@@ -132,19 +157,18 @@ class EdgeApplication:
             headers={"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": ctx.request_id},
         )
 
-    def _runtime(self, rest: str) -> Response:
-        ctx = self._context()
+    def _runtime(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """sagemaker-runtime calls, served without Flask: this is the hot invoke path."""
+        ctx = CallContext(region=environ["smemu.region"], account_id=self.account_id)
         try:
-            found = self.rest_protocol.operation_for("POST", request.path)
+            found = self.rest_protocol.operation_for(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
             if found is None:
-                raise ValidationError(f"Unknown runtime path {request.path}")
+                raise ValidationError(f"Unknown runtime path {environ.get('PATH_INFO')}")
             operation, uri_params = found
-            params = self.rest_protocol.parse(
-                operation, uri_params, request.headers, request.get_data(cache=False)
-            )
+            params = self.rest_protocol.parse(operation, uri_params, _environ_headers(environ), _read_body(environ))
             streaming = self.streaming.get(operation.name)
             if streaming is not None:
-                return streaming(operation.name, params, ctx)
+                return streaming(operation.name, params, ctx)(environ, start_response)
             if self.runtime is None:
                 raise ValidationError(
                     f"Endpoint {params.get('EndpointName')} of account {self.account_id} not found."
@@ -152,15 +176,14 @@ class EdgeApplication:
             result = self.runtime(operation.name, params, ctx)
             status, headers, payload = self.rest_protocol.serialize(operation, result)
         except ServiceError as err:
-            return self._error(err, "rest-json", ctx)
+            status, headers, payload = error_response(err, "rest-json", request_id=ctx.request_id)
         except Exception as exc:
-            log.exception("runtime call %s failed", request.path)
-            return self._error(InternalFailure(f"internal error: {exc}"), "rest-json", ctx)
-        response = Response(payload, status=status)
-        for name, value in headers:
-            response.headers[name] = value
-        response.headers["x-amzn-RequestId"] = ctx.request_id
-        return response
+            log.exception("runtime call %s failed", environ.get("PATH_INFO"))
+            err = InternalFailure(f"internal error: {exc}")
+            status, headers, payload = error_response(err, "rest-json", request_id=ctx.request_id)
+        headers = [*headers, ("Content-Length", str(len(payload))), ("x-amzn-RequestId", ctx.request_id)]
+        start_response(f"{status} {_REASONS.get(status, 'Status')}", headers)
+        return [payload]
 
     def _error(self, err: ServiceError, protocol: str, ctx: CallContext) -> Response:
         status, headers, payload = error_response(err, protocol, request_id=ctx.request_id)

@@ -307,6 +307,16 @@ def _size_rules(size: int, shape: Shape) -> list[str]:
     return broken
 
 
+LOCAL_URI_SHAPES = frozenset({"S3Uri"})
+"""String shapes that also take ``file://`` URIs: the emulator's documented extension that
+lets a channel read a local folder for fast development loops. The services decide where
+such a URI is meaningful and refuse it elsewhere."""
+
+
+def _is_local_uri_extension(value: str, shape: Shape) -> bool:
+    return shape.name in LOCAL_URI_SHAPES and value.startswith("file://")
+
+
 def _broken_rules(value: Any, shape: Shape) -> list[str]:
     """The rules of a scalar shape that ``value`` breaks (empty for values of another type)."""
     kind = shape.type_name
@@ -315,7 +325,7 @@ def _broken_rules(value: Any, shape: Shape) -> list[str]:
             return []
         broken = _size_rules(len(value), shape)
         pattern = shape.metadata.get("pattern")
-        if pattern is not None:
+        if pattern is not None and not _is_local_uri_extension(value, shape):
             compiled = java_pattern(pattern)
             if compiled is not None and compiled.fullmatch(value) is None:
                 broken.append(f"Member must satisfy regular expression pattern: {pattern}")

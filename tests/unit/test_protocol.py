@@ -37,14 +37,13 @@ from emulator.errors import (
     ValidationError,
     ValidationException,
 )
+from emulator.eventstream import payload_part_frame, stream_error_frame
 from emulator.gateway.protocol import (
     JSON_CONTENT_TYPE,
     JsonRpcProtocol,
     RestJsonProtocol,
     error_response,
     load_service_model,
-    payload_part_frame,
-    stream_error_frame,
 )
 from emulator.gateway.validation import java_pattern
 

@@ -1,0 +1,375 @@
+"""Variant instances as containers: start them through the runtime backend, wait for /ping
+with SageMaker's deadlines, find them again after a restart, stop them.
+
+Every container carries labels naming the endpoint, deployment, variant, instance and
+container, plus the emulator home it belongs to, so a restarted emulator re-adopts its own
+endpoints (and only its own) without any record of container ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Event
+from typing import Any
+
+from emulator.hosting.plan import ContainerPlan, VariantPlan
+from emulator.hosting.validation import SINGLE
+from emulator.runtime.spec import ContainerSpec, RuntimeError_, StagedFolder
+
+log = logging.getLogger(__name__)
+
+KIND = "endpoint"
+PING_TIMEOUT = 2.0
+"""SageMaker gives each GET /ping 2 seconds."""
+FAILURE_REASON_MAX = 1024
+STOP_GRACE_SECONDS = 30.0
+"""SIGTERM, then SIGKILL 30 s later, as SageMaker stops hosting containers."""
+LAUNCH_FAILURE_GRACE = 1.0
+"""Containers of a fleet that failed (or was cancelled) while starting get 1 s, not 30 s."""
+
+
+def home_label(home: Path) -> str:
+    """A short id of the emulator home, so two emulators on one engine never adopt each other's containers."""
+    return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+
+
+def new_instance_id() -> str:
+    """An EC2-style instance id, as SageMaker shows in log stream names."""
+    return "i-" + secrets.token_hex(9)[:17]
+
+
+class LaunchFailed(Exception):
+    """Instances could not be brought up; the message is the endpoint's FailureReason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason[:FAILURE_REASON_MAX])
+        self.reason = reason[:FAILURE_REASON_MAX]
+
+
+class Cancelled(Exception):
+    """The endpoint was deleted while its instances were being brought up."""
+
+
+@dataclass
+class RunningContainer:
+    """One started container and where its serving port is published."""
+
+    container_id: str
+    hostname: str
+    port: int
+    host: str = "127.0.0.1"
+    published_port: int = 0
+
+
+@dataclass
+class RunningInstance:
+    """One instance of a variant (its containers share the instance's lifetime)."""
+
+    variant: str
+    instance_id: str
+    deployment_id: str
+    containers: list[RunningContainer] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    instance: RunningInstance
+    container: RunningContainer
+    who: str
+    last: str = "no answer yet"
+
+
+class Fleet:
+    """Starts and stops the instances of endpoint variants on a runtime backend."""
+
+    def __init__(
+        self, backend: Any, home: Path, resource_limits: bool = True, stop_grace: float = STOP_GRACE_SECONDS
+    ) -> None:
+        self.backend = backend
+        self.home_id = home_label(home)
+        self.resource_limits = resource_limits
+        self.stop_grace = stop_grace
+
+    # -- launching ---------------------------------------------------------------------
+
+    def labels(self, endpoint: str, deployment_id: str | None = None) -> dict[str, str]:
+        """The labels every container of an endpoint (and deployment) carries."""
+        labels = {"smemu.kind": KIND, "smemu.name": endpoint, "smemu.home": self.home_id}
+        if deployment_id is not None:
+            labels["smemu.deployment"] = deployment_id
+        return labels
+
+    def resolve_images(self, variant: VariantPlan) -> dict[str, str]:
+        """Image reference to run for each image of the variant; raises LaunchFailed naming a missing one."""
+        resolved = {}
+        for container in variant.containers:
+            try:
+                resolved[container.image] = self.backend.ensure_image(container.image)
+            except RuntimeError_ as exc:
+                raise LaunchFailed(str(exc)) from exc
+        return resolved
+
+    def _spec(
+        self,
+        endpoint: str,
+        deployment_id: str,
+        variant: VariantPlan,
+        instance_id: str,
+        container: ContainerPlan,
+        image: str,
+        model_dir: Path,
+    ) -> ContainerSpec:
+        memory, cpus = variant.memory_bytes, None
+        if variant.instance_type and self.resource_limits:
+            from emulator.instances import instance_resources
+
+            try:
+                vcpus, memory, _gpus = instance_resources(variant.instance_type)
+                cpus = float(vcpus)
+            except ValueError:
+                memory, cpus = None, None
+        labels = self.labels(endpoint, deployment_id)
+        labels.update(
+            {
+                "smemu.variant": variant.name,
+                "smemu.instance": instance_id,
+                "smemu.container": container.hostname,
+                "smemu.port": str(container.port),
+            }
+        )
+        if variant.network_isolation:
+            log.warning(
+                "endpoint %s: EnableNetworkIsolation is not enforced for endpoint containers yet "
+                "(the emulator must reach the container's port)",
+                endpoint,
+            )
+        return ContainerSpec(
+            name=f"smemu-ep-{endpoint}-{variant.name}-{instance_id}-{container.hostname}"[:200],
+            image=image,
+            command=["serve"],
+            environment=dict(container.environment),
+            hostname=None if variant.mode == SINGLE else container.hostname,
+            folders=[StagedFolder(model_dir, "/opt/ml/model", read_only=True)],
+            memory_bytes=memory if self.resource_limits or variant.is_serverless else None,
+            cpus=cpus,
+            expose_ports=[container.port],
+            labels=labels,
+        )
+
+    def launch(
+        self,
+        endpoint: str,
+        deployment_id: str,
+        variant: VariantPlan,
+        count: int,
+        model_dirs: dict[int, Path],
+        images: dict[str, str],
+        cancel: Event | None = None,
+        on_started: Any = None,
+    ) -> list[RunningInstance]:
+        """Start ``count`` instances of a variant and wait until every container answers /ping.
+
+        ``model_dirs`` maps container index to its staged model folder. ``on_started`` is
+        called with each instance as soon as its containers exist (to start following their
+        logs, so a failing container's output reaches CloudWatch). On failure every started
+        container is removed and :class:`LaunchFailed` carries SageMaker's FailureReason.
+        """
+        instances: list[RunningInstance] = []
+        try:
+            for _ in range(count):
+                instance = RunningInstance(variant.name, new_instance_id(), deployment_id)
+                instances.append(instance)
+                for container in variant.containers:
+                    spec = self._spec(
+                        endpoint,
+                        deployment_id,
+                        variant,
+                        instance.instance_id,
+                        container,
+                        images[container.image],
+                        model_dirs[container.index],
+                    )
+                    try:
+                        container_id = self.backend.start(spec)
+                    except RuntimeError_ as exc:
+                        raise LaunchFailed(str(exc)) from exc
+                    running = RunningContainer(container_id, container.hostname, container.port)
+                    instance.containers.append(running)
+                    try:
+                        running.host, running.published_port = self.backend.published_port(
+                            container_id, container.port
+                        )
+                    except RuntimeError_ as exc:
+                        # A container that already exited has no ports; the health check
+                        # below reports it with its exit code and logs.
+                        if self.backend.is_running(container_id):
+                            raise LaunchFailed(str(exc)) from exc
+                if on_started is not None:
+                    on_started(instance)
+            self.wait_healthy(variant, instances, cancel)
+        except BaseException:
+            self.remove(instances, LAUNCH_FAILURE_GRACE)
+            raise
+        return instances
+
+    def wait_healthy(
+        self, variant: VariantPlan, instances: list[RunningInstance], cancel: Event | None
+    ) -> None:
+        """Poll /ping on every container until each answers 200, within the startup deadline.
+
+        A container that exits fails at once; one that is still not healthy when
+        ContainerStartupHealthCheckTimeoutInSeconds passes fails with its last answer.
+        """
+        who_of = (lambda c: "primary") if variant.mode == SINGLE else (lambda c: c.hostname)
+        pending = [_Pending(i, c, who_of(c)) for i in instances for c in i.containers]
+        deadline = time.monotonic() + variant.startup_timeout
+        next_liveness = 0.0
+        interval = 0.05
+        while pending:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            now = time.monotonic()
+            check_liveness = now >= next_liveness
+            if check_liveness:
+                next_liveness = now + 0.5
+            for item in list(pending):
+                status = ping(item.container.host, item.container.published_port)
+                if status == 200:
+                    pending.remove(item)
+                    continue
+                item.last = f"HTTP {status}" if isinstance(status, int) else status
+                if check_liveness and not self.backend.is_running(item.container.container_id):
+                    exit_code = self._exit_code(item.container.container_id)
+                    raise LaunchFailed(
+                        self._reason(
+                            variant,
+                            item,
+                            f"The container exited with code {exit_code} before passing the health check.",
+                        )
+                    )
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                item = pending[0]
+                raise LaunchFailed(
+                    self._reason(
+                        variant,
+                        item,
+                        f"GET /ping did not answer 200 within ContainerStartupHealthCheckTimeoutInSeconds "
+                        f"({variant.startup_timeout:g} s); last answer: {item.last}.",
+                    )
+                )
+            time.sleep(interval)
+            interval = min(interval * 1.5, 0.5)
+
+    def _exit_code(self, container_id: str) -> str:
+        try:
+            exited = self.backend.wait(container_id, timeout=2)
+        except RuntimeError_:
+            return "unknown"
+        if exited is None:
+            return "unknown"
+        return f"{exited.exit_code}" + (" (killed: out of memory)" if exited.oom_killed else "")
+
+    def _reason(self, variant: VariantPlan, item: _Pending, detail: str) -> str:
+        tail = self.log_tail(item.container.container_id)
+        reason = (
+            f"The {item.who} container for production variant {variant.name} did not pass the ping health "
+            f"check. Please check CloudWatch logs for this endpoint. {detail}"
+        )
+        if tail:
+            reason += f" Last log lines: {tail}"
+        return reason[:FAILURE_REASON_MAX]
+
+    def log_tail(self, container_id: str, lines: int = 8) -> str:
+        """The container's last output lines, joined with ' | ' for a one-line FailureReason."""
+        try:
+            output = [line.rstrip("\n") for _ts, line in self.backend.logs(container_id, follow=False)]
+        except Exception:  # noqa: BLE001 - the logs only decorate a failure already being reported
+            return ""
+        return " | ".join(line for line in output[-lines:] if line)
+
+    # -- finding and stopping -----------------------------------------------------------
+
+    def adopt(self, endpoint: str, deployment_id: str) -> list[RunningInstance] | None:
+        """Re-find a deployment's running instances after a restart; None if any of them stopped."""
+        found = self.backend.find(self.labels(endpoint, deployment_id))
+        if not all(info.running for info in found):
+            return None
+        instances: dict[str, RunningInstance] = {}
+        for info in sorted(found, key=lambda i: i.labels.get("smemu.port", "")):
+            labels = info.labels
+            instance = instances.setdefault(
+                labels["smemu.instance"],
+                RunningInstance(labels["smemu.variant"], labels["smemu.instance"], deployment_id),
+            )
+            port = int(labels["smemu.port"])
+            host, published = self.backend.published_port(info.id, port)
+            instance.containers.append(
+                RunningContainer(info.id, labels["smemu.container"], port, host, published)
+            )
+        return list(instances.values())
+
+    def remove(self, instances: Iterable[RunningInstance], grace: float | None = None) -> None:
+        """Stop (SIGTERM, then SIGKILL after the grace period) and remove containers, in parallel."""
+        ids = [c.container_id for i in instances for c in i.containers]
+        self.remove_ids(ids, grace)
+
+    def remove_ids(self, container_ids: list[str], grace: float | None = None) -> None:
+        """Stop and remove containers by id, in parallel (missing ones are fine)."""
+        if not container_ids:
+            return
+        wait = self.stop_grace if grace is None else grace
+
+        def stop_one(container_id: str) -> None:
+            try:
+                self.backend.stop(container_id, wait)
+            except RuntimeError_:
+                pass
+            try:
+                self.backend.remove(container_id)
+            except RuntimeError_:
+                log.warning("could not remove container %s", container_id)
+
+        with ThreadPoolExecutor(max_workers=min(8, len(container_ids)), thread_name_prefix="stop") as pool:
+            list(pool.map(stop_one, container_ids))
+
+    def remove_endpoint(
+        self, endpoint: str, except_deployment: str | None = None, grace: float | None = None
+    ) -> None:
+        """Remove every container of an endpoint this emulator home made (optionally sparing one deployment)."""
+        found = self.backend.find(self.labels(endpoint))
+        self.remove_ids(
+            [
+                i.id
+                for i in found
+                if except_deployment is None or i.labels.get("smemu.deployment") != except_deployment
+            ],
+            grace,
+        )
+
+
+def ping(host: str, port: int, timeout: float = PING_TIMEOUT) -> int | str:
+    """``GET /ping`` once: the status code, or a word on why there was none."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/ping")
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except ConnectionRefusedError:
+        return "connection refused"
+    except (OSError, http.client.HTTPException) as exc:
+        return f"connection failed ({type(exc).__name__})"
+    finally:
+        conn.close()

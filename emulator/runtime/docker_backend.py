@@ -1,0 +1,432 @@
+"""The one module that talks to Docker: :class:`DockerBackend` implements ``RuntimeBackend``.
+
+Rules this module keeps (STYLE.md principles 8, 9, 11):
+
+* ``containers.create()`` then ``start()``, never ``run()``: ``run()`` silently pulls a
+  missing image, which would hide the "unknown image" failure SageMaker reports, and no
+  registry is reachable from here anyway. :meth:`DockerBackend.ensure_image` never pulls.
+* Every container, network and volume carries the caller's ``smemu.*`` labels, so it can be
+  found again after a restart (:meth:`find`, :meth:`remove_labelled`).
+* Ports are published on 127.0.0.1 only; the Docker socket is never mounted into a container.
+* ``docker.errors`` and connection errors are translated here, most specific first, into
+  the runtime's own errors (``raise ... from``), whose messages can go to FailureReason as
+  they are.
+
+Folders: read-only :class:`StagedFolder` s are bind mounts (fast, nothing is copied).
+``private`` folders are anonymous volumes, seeded through the archive API and read back with
+:meth:`copy_out`, so a container running as root never writes into this machine's folders:
+every file the emulator leaves belongs to the emulator's own user, and removing the container
+(``v=True``) removes its volumes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import math
+import os
+import tarfile
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import docker.errors
+import docker.utils
+import requests.exceptions
+from docker.types import DeviceRequest, Mount
+
+import docker
+from emulator.runtime.spec import (
+    ContainerExit,
+    ContainerInfo,
+    ContainerNotFound,
+    ContainerSpec,
+    EngineUnavailable,
+    ImageNotFound,
+    RuntimeError_,
+    StagedFolder,
+)
+
+log = logging.getLogger(__name__)
+
+_CONNECTION_ERRORS = (requests.exceptions.ConnectionError, ConnectionError)
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """Turn docker-py's exceptions into the runtime's, naming what was being done."""
+    try:
+        yield
+    except docker.errors.ImageNotFound as exc:
+        raise ImageNotFound(f"{action}: {exc.explanation or exc}") from exc
+    except docker.errors.NotFound as exc:
+        raise ContainerNotFound(f"{action}: {exc.explanation or exc}") from exc
+    except docker.errors.APIError as exc:
+        raise RuntimeError_(f"{action}: {exc.explanation or exc}") from exc
+    except _CONNECTION_ERRORS as exc:
+        raise EngineUnavailable(f"{action}: cannot reach the Docker engine ({exc})") from exc
+    except docker.errors.DockerException as exc:
+        raise EngineUnavailable(f"{action}: {exc}") from exc
+
+
+def _parse_docker_time(text: str) -> float:
+    """Epoch seconds of a Docker RFC 3339 timestamp with nanoseconds (``...:02.334403364Z``)."""
+    text = text.rstrip("Z")
+    whole, _, fraction = text.partition(".")
+    stamp = dt.datetime.fromisoformat(whole).replace(tzinfo=dt.timezone.utc).timestamp()
+    return stamp + (float(f"0.{fraction}") if fraction else 0.0)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (Docker's archive stream)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _tar_of_folder(source: Path) -> IO[bytes]:
+    """A tar (in a temporary file) of ``source``'s contents, owned by root, writable by all.
+
+    World-writable modes keep images whose USER is not root able to write their checkpoints.
+    """
+    import tempfile
+
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
+    with tarfile.open(fileobj=spool, mode="w") as archive:
+        for path in sorted(source.rglob("*")):
+            info = archive.gettarinfo(str(path), arcname=path.relative_to(source).as_posix())
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            if info.isdir():
+                info.mode = 0o777
+                archive.addfile(info)
+            elif info.isfile():
+                info.mode = 0o666
+                with path.open("rb") as handle:
+                    archive.addfile(info, handle)
+    spool.seek(0)
+    return spool
+
+
+class DockerBackend:
+    """``RuntimeBackend`` over one Docker engine (docker-py)."""
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        with _translated("connecting to the Docker engine"):
+            self.client = client or docker.from_env(max_pool_size=64)
+            # A second low-level client without a read timeout for long-lived streams (logs
+            # --follow, wait): a quiet trainer must not break its log stream after 60 s.
+            self._streams = docker.APIClient(
+                **docker.utils.kwargs_from_env(), timeout=None, max_pool_size=64  # type: ignore[arg-type]
+            )
+            info = self.client.info()
+        self.host_cpus: int = int(info.get("NCPU") or os.cpu_count() or 1)
+        self._gpus = "nvidia" in (info.get("Runtimes") or {})
+
+    # -- images and networks ----------------------------------------------------------------
+
+    def ensure_image(self, image: str) -> str:
+        """``image`` itself when the engine has an image of exactly that name; never pulls.
+
+        Policy (an ECR URI served from the emulator's registry, ...) belongs to
+        ``emulator.images``, which the platform applies before it gets here.
+        """
+        try:
+            with _translated(f"looking up image {image}"):
+                self.client.images.get(image)
+        except (ImageNotFound, ContainerNotFound) as exc:
+            raise ImageNotFound(
+                f"The image '{image}' does not exist on this machine; the emulator never pulls images. "
+                f"Build or tag it first, e.g. `docker build -t {image} .`"
+            ) from exc
+        return image
+
+    def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> None:
+        """A user-defined bridge (embedded DNS resolves container host names and aliases)."""
+        self.remove_network(name)
+        with _translated(f"creating network {name}"):
+            self.client.networks.create(name, driver="bridge", labels=labels, internal=internal)
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network; a missing one is fine."""
+        try:
+            with _translated(f"removing network {name}"):
+                self.client.api.remove_network(name)
+        except ContainerNotFound:
+            pass
+
+    # -- containers -------------------------------------------------------------------------
+
+    def start(self, spec: ContainerSpec) -> str:
+        """Create the container (replacing one of the same name), seed private folders, start it."""
+        kwargs = self._create_arguments(spec)
+        with _translated(f"creating container {spec.name} from {spec.image}"):
+            try:
+                container = self.client.containers.create(spec.image, spec.command, **kwargs)
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                self.client.api.remove_container(spec.name, force=True, v=True)
+                container = self.client.containers.create(spec.image, spec.command, **kwargs)
+        try:
+            for folder in spec.folders:
+                if folder.private and folder.source is not None and any(folder.source.iterdir()):
+                    with _translated(f"copying {folder.source} into {spec.name}:{folder.target}"), \
+                            _tar_of_folder(folder.source) as archive:
+                        container.put_archive(folder.target, archive)
+            with _translated(f"starting container {spec.name}"):
+                container.start()
+        except BaseException:
+            self.remove(str(container.id))
+            raise
+        return str(container.id)
+
+    def _create_arguments(self, spec: ContainerSpec) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "name": spec.name,
+            "entrypoint": spec.entrypoint,
+            "environment": dict(spec.environment),
+            "labels": dict(spec.labels),
+            "hostname": spec.hostname,
+            "mounts": [self._mount(folder, spec.labels) for folder in spec.folders],
+            "detach": True,
+        }
+        if spec.network_isolated:
+            kwargs["network_mode"] = "none"
+        elif spec.network:
+            aliases = [spec.hostname] if spec.hostname else None
+            kwargs["network"] = spec.network
+            kwargs["networking_config"] = {
+                spec.network: self.client.api.create_endpoint_config(aliases=aliases)
+            }
+        if spec.expose_ports and not spec.network_isolated:
+            kwargs["ports"] = {f"{port}/tcp": ("127.0.0.1", None) for port in spec.expose_ports}
+        if spec.memory_bytes:
+            kwargs["mem_limit"] = spec.memory_bytes
+            kwargs["memswap_limit"] = spec.memory_bytes  # no swap: exceeding it is an OOM kill
+        if spec.cpus:
+            kwargs["nano_cpus"] = int(min(spec.cpus, self.host_cpus) * 1e9)
+        if spec.gpu_device_ids:
+            if spec.gpu_device_ids == ["all"]:
+                request = DeviceRequest(count=-1, capabilities=[["gpu"]])
+            else:
+                request = DeviceRequest(device_ids=list(spec.gpu_device_ids), capabilities=[["gpu"]])
+            kwargs["device_requests"] = [request]
+        if spec.user:
+            kwargs["user"] = spec.user
+        if spec.shm_size_bytes:
+            kwargs["shm_size"] = spec.shm_size_bytes
+        return kwargs
+
+    @staticmethod
+    def _mount(folder: StagedFolder, labels: dict[str, str]) -> Mount:
+        if folder.private:
+            return Mount(target=folder.target, source=None, type="volume", labels=dict(labels))
+        if folder.source is None:
+            raise ValueError(f"folder for {folder.target} has no source and is not private")
+        return Mount(target=folder.target, source=str(folder.source), type="bind", read_only=folder.read_only)
+
+    def published_port(self, container_id: str, port: int) -> tuple[str, int]:
+        """Where ``port`` of the container is reachable on loopback."""
+        with _translated(f"reading ports of container {container_id[:12]}"):
+            bindings = self.client.api.port(container_id, port)
+        if not bindings:
+            raise RuntimeError_(f"container {container_id[:12]} does not publish port {port}")
+        return bindings[0]["HostIp"] or "127.0.0.1", int(bindings[0]["HostPort"])
+
+    def wait(self, container_id: str, timeout: float | None = None) -> ContainerExit | None:
+        """Block until the container exits (None after ``timeout`` seconds)."""
+        try:
+            with _translated(f"waiting for container {container_id[:12]}"):
+                result = self._streams.wait(container_id, timeout=timeout)  # type: ignore[arg-type]
+        except EngineUnavailable:
+            if timeout is not None and self.is_running(container_id):
+                return None  # the read timed out while the container still runs
+            raise
+        with _translated(f"inspecting container {container_id[:12]}"):
+            state = self.client.api.inspect_container(container_id)["State"]
+        return ContainerExit(exit_code=int(result.get("StatusCode", state.get("ExitCode", -1))),
+                             oom_killed=bool(state.get("OOMKilled")))
+
+    def stop(self, container_id: str, grace_seconds: float) -> None:
+        """SIGTERM (the image's stop signal), SIGKILL after ``grace_seconds``."""
+        try:
+            with _translated(f"stopping container {container_id[:12]}"):
+                self.client.api.stop(container_id, timeout=max(0, math.ceil(grace_seconds)))
+        except ContainerNotFound:
+            pass
+
+    def kill(self, container_id: str) -> None:
+        """SIGKILL now; a missing or already exited container is fine."""
+        try:
+            with _translated(f"killing container {container_id[:12]}"):
+                self.client.api.kill(container_id)
+        except (ContainerNotFound, RuntimeError_) as exc:
+            if isinstance(exc, EngineUnavailable):
+                raise
+            log.debug("kill %s: %s", container_id[:12], exc)
+
+    def remove(self, container_id: str) -> None:
+        """Remove the container and its anonymous volumes; a missing one is fine."""
+        try:
+            with _translated(f"removing container {container_id[:12]}"):
+                self.client.api.remove_container(container_id, force=True, v=True)
+        except ContainerNotFound:
+            pass
+
+    def logs(self, container_id: str, follow: bool = True) -> Iterator[tuple[float, str]]:
+        """``(epoch seconds, line)`` of stdout and stderr, interleaved as Docker recorded them."""
+        with _translated(f"reading logs of container {container_id[:12]}"):
+            frames = self._streams.logs(container_id, stream=True, follow=follow, timestamps=True)
+        pending = ""
+        try:
+            for frame in frames:
+                text = frame.decode("utf-8", errors="replace")
+                for piece in text.splitlines(keepends=True):
+                    stamp_text, _, message = piece.partition(" ")
+                    try:
+                        stamp = _parse_docker_time(stamp_text)
+                    except ValueError:  # a frame that continues a line without a timestamp
+                        stamp, message = dt.datetime.now(dt.timezone.utc).timestamp(), piece
+                    if not message.endswith("\n"):
+                        pending += message  # Docker split a long line into partial frames
+                        continue
+                    yield stamp, (pending + message).rstrip("\r\n")
+                    pending = ""
+        except _CONNECTION_ERRORS as exc:
+            log.warning("log stream of %s ended early: %s", container_id[:12], exc)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+        if pending:
+            yield dt.datetime.now(dt.timezone.utc).timestamp(), pending
+
+    def find(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        """Containers carrying all of ``labels``, running or not."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        with _translated("listing containers"):
+            found = self.client.api.containers(all=True, filters=filters)
+        return [
+            ContainerInfo(
+                id=item["Id"],
+                name=(item.get("Names") or ["/"])[0].lstrip("/"),
+                labels=item.get("Labels") or {},
+                running=item.get("State") == "running",
+                exit_code=None,
+            )
+            for item in found
+        ]
+
+    def is_running(self, container_id: str) -> bool:
+        """Whether the container exists and runs."""
+        try:
+            with _translated(f"inspecting container {container_id[:12]}"):
+                state = self.client.api.inspect_container(container_id)["State"]
+        except ContainerNotFound:
+            return False
+        return bool(state.get("Running"))
+
+    def copy_out(self, container_id: str, path: str, dest: Path) -> bool:
+        """Extract the folder ``path`` of the container into ``dest`` (owned by our user)."""
+        try:
+            with _translated(f"copying {path} out of container {container_id[:12]}"):
+                chunks, _stat = self.client.api.get_archive(container_id, path)
+        except ContainerNotFound:
+            return False
+        dest.mkdir(parents=True, exist_ok=True)
+        top = PurePosixPath(path).name
+        stream = io.BufferedReader(_ChunkReader(chunks), 1 << 20)
+        with _translated(f"copying {path} out of container {container_id[:12]}"), \
+                tarfile.open(fileobj=stream, mode="r|") as archive:
+            for member in archive:
+                parts = PurePosixPath(member.name).parts
+                if not parts or parts[0] != top or len(parts) == 1:
+                    continue
+                member.name = PurePosixPath(*parts[1:]).as_posix()
+                if member.issym() or member.islnk() or member.isdev():
+                    continue  # links and devices never leave the container
+                archive.extract(member, dest, set_attrs=member.isfile(), filter=_owned_by_us)
+        return True
+
+    def remove_labelled(self, labels: dict[str, str]) -> int:
+        """Remove containers (with their volumes), then networks, then volumes with ``labels``."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        removed = 0
+        for info in self.find(labels):
+            self.remove(info.id)
+            removed += 1
+        with _translated("listing networks"):
+            networks = self.client.api.networks(filters=filters)
+        for network in networks:
+            self.remove_network(network["Id"])
+            removed += 1
+        with _translated("listing volumes"):
+            volumes = self.client.api.volumes(filters=filters).get("Volumes") or []
+        for volume in volumes:
+            try:
+                with _translated(f"removing volume {volume['Name']}"):
+                    self.client.api.remove_volume(volume["Name"], force=True)
+                removed += 1
+            except ContainerNotFound:
+                pass
+        return removed
+
+    def gpus_available(self) -> bool:
+        """Whether the engine has the NVIDIA runtime (``docker info`` lists it)."""
+        return self._gpus
+
+    def close(self) -> None:
+        """Close the engine connections."""
+        self._streams.close()
+        self.client.close()
+
+
+def _owned_by_us(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's ``data`` filter (no absolute paths, no escaping ``dest``, no owners kept)."""
+    data_filter = getattr(tarfile, "data_filter", None)
+    if data_filter is not None:
+        return data_filter(member, dest)  # type: ignore[no-any-return]
+    if member.name.startswith("/") or ".." in PurePosixPath(member.name).parts:
+        return None
+    return member.replace(uid=None, gid=None, uname=None, gname=None)  # type: ignore[arg-type]
+
+
+_backend: DockerBackend | None = None
+_backend_lock = threading.Lock()
+
+
+def get_backend() -> DockerBackend:
+    """The process's Docker backend, connected on first use.
+
+    A failed connection is not cached: the gateway starts without an engine, jobs fail with
+    the reason, and the first job after the engine comes up connects.
+    """
+    global _backend
+    with _backend_lock:
+        if _backend is None:
+            try:
+                _backend = DockerBackend()
+            except EngineUnavailable as exc:
+                raise EngineUnavailable(
+                    f"{exc}. Start Docker (scripts/install-docker, or `dockerd`) or set DOCKER_HOST."
+                ) from exc
+        return _backend
