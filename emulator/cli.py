@@ -9,16 +9,20 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from emulator.config import Settings, load_settings
 
 
 def export_lines(settings: Settings) -> list[str]:
     """The shell lines that point boto3, the AWS CLI and the SageMaker SDK at the emulator."""
+    # The emulator accepts any credentials; with an external S3 the same pair must also
+    # satisfy that store, so print its credentials.
+    key, secret = ("test", "test") if not settings.s3_endpoint else (settings.s3_access_key, settings.s3_secret_key)
     lines = [
         f"export AWS_ENDPOINT_URL={settings.endpoint_url}",
-        "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test",
+        f"export AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret}",
         f"export AWS_DEFAULT_REGION={settings.region}",
     ]
     if settings.s3_endpoint:

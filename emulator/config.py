@@ -53,6 +53,9 @@ class Settings:
     """SMEMU_S3_ACCESS_KEY: credentials for the external S3."""
     s3_secret_key: str = "minioadmin"
     """SMEMU_S3_SECRET_KEY: credentials for the external S3."""
+    host_home: Path | None = None
+    """SMEMU_HOST_HOME: SMEMU_HOME as the Docker engine's host sees it, when the emulator runs in
+    a container with its home mounted at another path (runtime/paths.py)."""
     base_image: str = DEFAULT_BASE_IMAGE
     """SMEMU_BASE_IMAGE: the offline base image that sample containers build from."""
     threads: int = 64
@@ -114,6 +117,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         home=Path(text("HOME", str(defaults.home))).expanduser(),
         region=text("REGION", env.get("AWS_DEFAULT_REGION") or defaults.region),
         account_id=text("ACCOUNT_ID", defaults.account_id),
+        host_home=Path(env["SMEMU_HOST_HOME"]).expanduser() if env.get("SMEMU_HOST_HOME") else None,
         s3_endpoint=env.get("SMEMU_S3_ENDPOINT") or None,
         s3_access_key=text("S3_ACCESS_KEY", defaults.s3_access_key),
         s3_secret_key=text("S3_SECRET_KEY", defaults.s3_secret_key),

@@ -20,12 +20,14 @@ from emulator.gateway.aws import AwsStateSnapshot, MotoBridge
 from emulator.gateway.control import ControlPlane
 from emulator.gateway.protocol import load_service_model
 from emulator.platform import Platform, build_platform
+from emulator.runtime.docker_backend import configure_host_paths
 
 log = logging.getLogger(__name__)
 
 
 def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, AwsStateSnapshot]:
     """The edge application with its platform and the AWS state snapshot, restored."""
+    configure_host_paths(settings.home, settings.host_home)
     snapshot = AwsStateSnapshot(settings.state_dir / "aws-state.pickle")
     snapshot.restore()
     platform = build_platform(settings)
@@ -65,7 +67,7 @@ class EmulatorServer:
         bound = self._server.bind_addr
         return int(bound[1]) if isinstance(bound, tuple) else self.settings.port
 
-    def start(self) -> "EmulatorServer":
+    def start(self) -> EmulatorServer:
         """Bind, start services, and serve in a background thread; returns when accepting."""
         self._server.prepare()
         self.snapshot.start()
@@ -93,7 +95,7 @@ class EmulatorServer:
             self.snapshot.stop()
             self.platform.stop()
 
-    def __enter__(self) -> "EmulatorServer":
+    def __enter__(self) -> EmulatorServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -35,13 +36,67 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+S3_BACKENDS = ("embedded", "minio")
+"""The stores the session emulator can use; SMEMU_TEST_S3=embedded|minio|both picks (default both)."""
+_S3_FIXTURES = {"s3_client", "bucket"}
+
+
+def _s3_backends() -> list[str]:
+    choice = os.environ.get("SMEMU_TEST_S3", "both")
+    if choice == "both":
+        return list(S3_BACKENDS)
+    if choice not in S3_BACKENDS:
+        raise pytest.UsageError(f"SMEMU_TEST_S3 must be embedded, minio or both (got {choice!r})")
+    return [choice]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that touch S3 run once per store; every other emulator test on the first store only."""
+    if "s3_backend" not in metafunc.fixturenames:
+        return
+    backends = _s3_backends()
+    if not _S3_FIXTURES & set(metafunc.fixturenames):
+        backends = backends[:1]
+    metafunc.parametrize("s3_backend", backends, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def emulator_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings of the session's emulator: free port, fresh home."""
-    home = tmp_path_factory.mktemp("smemu-home")
+def s3_backend(request: pytest.FixtureRequest) -> str:
+    """Which S3 the session emulator uses: 'embedded' (moto on the edge port) or 'minio'."""
+    return str(getattr(request, "param", "embedded"))
+
+
+@pytest.fixture(scope="session")
+def minio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The pinned MinIO (scripts/build-minio's cached binary) as a process on a free loopback port."""
+    import subprocess
+
+    from emulator.pytest_plugin import MinioProcess, minio_binary
+
+    if minio_binary() is None:
+        script = Path(__file__).resolve().parents[1] / "scripts" / "build-minio"
+        subprocess.run([str(script), "--binary-only"], check=False, stdin=subprocess.DEVNULL)
+    binary = minio_binary()
+    if binary is None:
+        pytest.skip("MinIO UNAVAILABLE: scripts/build-minio could not build the pinned MinIO server "
+                    "(needs Go and the Go module proxy; see its output above)")
+    with MinioProcess(binary, data_dir=tmp_path_factory.mktemp("minio-data")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def emulator_settings(tmp_path_factory: pytest.TempPathFactory, s3_backend: str,
+                      request: pytest.FixtureRequest) -> Settings:
+    """Settings of the session's emulator: free port, fresh home, the store ``s3_backend`` names."""
+    home = tmp_path_factory.mktemp(f"smemu-home-{s3_backend}")
     base = load_settings({k: v for k, v in os.environ.items() if k in ("SMEMU_S3_ENDPOINT", "SMEMU_BASE_IMAGE",
                                                                        "SMEMU_S3_ACCESS_KEY", "SMEMU_S3_SECRET_KEY")})
-    return base.with_overrides(port=free_port(), home=Path(home), host="127.0.0.1")
+    settings = base.with_overrides(port=free_port(), home=Path(home), host="127.0.0.1")
+    if s3_backend == "minio":
+        minio = request.getfixturevalue("minio_server")
+        settings = settings.with_overrides(s3_endpoint=minio.url, s3_access_key=minio.access_key,
+                                           s3_secret_key=minio.secret_key)
+    return settings
 
 
 @pytest.fixture(scope="session")

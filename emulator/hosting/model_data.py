@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from emulator.archives import extract_all
 from emulator.hosting.plan import ModelData
 from emulator.s3 import S3Location
 
@@ -68,7 +69,7 @@ def safe_extract(archive: Path, target: Path) -> None:
                 problem = member_problem(member)
                 if problem is not None:
                     raise UnsafeArchive(f'archive member "{member.name}" {problem}')
-            tar.extractall(target, members=members, filter="data")
+            extract_all(tar, members, target)
     except tarfile.TarError as exc:
         raise ModelDataError(f"the model data is not a valid tar archive ({exc})") from exc
 

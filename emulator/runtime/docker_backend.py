@@ -28,17 +28,19 @@ import math
 import os
 import tarfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+import docker
 import docker.errors
 import docker.utils
 import requests.exceptions
 from docker.types import DeviceRequest, Mount
 
-import docker
+from emulator.archives import extract_member
+from emulator.runtime.paths import host_path_mapper
 from emulator.runtime.spec import (
     ContainerExit,
     ContainerInfo,
@@ -242,7 +244,8 @@ class DockerBackend:
             return Mount(target=folder.target, source=None, type="volume", labels=dict(labels))
         if folder.source is None:
             raise ValueError(f"folder for {folder.target} has no source and is not private")
-        return Mount(target=folder.target, source=str(folder.source), type="bind", read_only=folder.read_only)
+        return Mount(target=folder.target, source=_host_path(folder.source), type="bind",
+                     read_only=folder.read_only)
 
     def published_port(self, container_id: str, port: int) -> tuple[str, int]:
         """Where ``port`` of the container is reachable on loopback."""
@@ -364,7 +367,7 @@ class DockerBackend:
                 member.name = PurePosixPath(*parts[1:]).as_posix()
                 if member.issym() or member.islnk() or member.isdev():
                     continue  # links and devices never leave the container
-                archive.extract(member, dest, set_attrs=member.isfile(), filter=_owned_by_us)
+                extract_member(archive, member, dest)
         return True
 
     def remove_labelled(self, labels: dict[str, str]) -> int:
@@ -400,14 +403,14 @@ class DockerBackend:
         self.client.close()
 
 
-def _owned_by_us(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    """tarfile's ``data`` filter (no absolute paths, no escaping ``dest``, no owners kept)."""
-    data_filter = getattr(tarfile, "data_filter", None)
-    if data_filter is not None:
-        return data_filter(member, dest)  # type: ignore[no-any-return]
-    if member.name.startswith("/") or ".." in PurePosixPath(member.name).parts:
-        return None
-    return member.replace(uid=None, gid=None, uname=None, gname=None)  # type: ignore[arg-type]
+_host_path: Callable[[Any], str] = str
+"""Maps a staged folder's path to the engine host's path (identity unless SMEMU_HOST_HOME)."""
+
+
+def configure_host_paths(home: Path, host_home: Path | None) -> None:
+    """Translate bind-mount sources for an emulator that runs in a container (runtime/paths.py)."""
+    global _host_path
+    _host_path = str if host_home is None else host_path_mapper(home, host_home)
 
 
 _backend: DockerBackend | None = None

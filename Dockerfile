@@ -1,0 +1,45 @@
+# The emulator's own image: `smemu serve` with the package installed from this repository.
+#
+#   docker build -t smemu/emulator .                        (with a registry)
+#   docker build --network host --build-arg BASE_IMAGE=smemu-base/python:3.11 -t smemu/emulator .
+#                                                           (offline: scripts/build-base-image)
+#
+# Run it with the host's Docker socket, on the host network, and with its state folder
+# mounted at the same path as on the host, so that the folders it stages for training and
+# serving containers can be bind-mounted by the host's engine (see docs/compose.md):
+#   docker run -d --network host -v /var/run/docker.sock:/var/run/docker.sock \
+#     -v /srv/smemu:/srv/smemu -e SMEMU_HOME=/srv/smemu smemu/emulator --host 127.0.0.1
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    SMEMU_HOME=/var/lib/smemu \
+    SMEMU_PORT=4570
+
+# Dependencies first, in their own layer: it depends only on the packaging files, so an edit
+# of the code rebuilds nothing but the last, seconds-long layer.
+WORKDIR /src
+COPY setup.cfg pyproject.toml ./
+RUN mkdir emulator \
+ && echo '__version__ = "0"' > emulator/__init__.py \
+ && touch README.md \
+ && pip install . \
+ && pip uninstall -y sagemaker-emulator \
+ && rm -rf /src/emulator /src/build /src/*.egg-info
+
+COPY README.md ./
+COPY emulator ./emulator
+RUN pip install --no-deps . \
+ && rm -rf /src/build /src/*.egg-info \
+ && smemu --help > /dev/null
+
+LABEL smemu.kind=emulator \
+      org.opencontainers.image.title="sagemaker-emulator"
+EXPOSE 4570
+HEALTHCHECK --interval=2s --timeout=2s --start-period=30s --retries=3 \
+  CMD ["python3", "-c", "import os, socket; socket.create_connection(('127.0.0.1', int(os.environ.get('SMEMU_PORT', '4570'))), 1).close()"]
+WORKDIR /
+ENTRYPOINT ["smemu", "serve"]
+CMD ["--host", "0.0.0.0"]
