@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("--port", type=int)
     logs.set_defaults(func=cmd_logs)
+
+    from emulator import cli_ecr
+
+    cli_ecr.register(sub)
     return parser
 
 

@@ -66,6 +66,14 @@ class Settings:
     """SMEMU_RESOURCE_LIMITS: apply the instance type's memory and CPU to containers."""
     gpus: str | None = None
     """SMEMU_GPUS: 'all' (default when a GPU runtime exists), 'none', or device ids '0,1'."""
+    registry_port: int = 4571
+    """SMEMU_REGISTRY_PORT: loopback port of the local image registry behind ECR."""
+    iam_enforce: bool = False
+    """SMEMU_IAM_ENFORCE: evaluate the role's identity policies for every S3 access of a job or endpoint."""
+    container_s3_endpoint: str | None = None
+    """SMEMU_CONTAINER_S3_ENDPOINT: the external S3 as containers reach it (default: derived)."""
+    container_gateway: bool = True
+    """SMEMU_CONTAINER_GATEWAY: serve the edge on 169.254.170.2 so containers get credentials and endpoints."""
     invocation_timeout_seconds: float = 60.0
     """SMEMU_INVOCATION_TIMEOUT_SECONDS: how long InvokeEndpoint waits for a container (AWS: 60)."""
     endpoint_startup_timeout_seconds: float = 240.0
@@ -126,6 +134,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         container_host=text("CONTAINER_HOST", defaults.container_host),
         resource_limits=parse_bool(env.get("SMEMU_RESOURCE_LIMITS"), True),
         gpus=env.get("SMEMU_GPUS") or None,
+        registry_port=int(text("REGISTRY_PORT", str(defaults.registry_port))),
+        iam_enforce=parse_bool(env.get("SMEMU_IAM_ENFORCE"), False),
+        container_s3_endpoint=env.get("SMEMU_CONTAINER_S3_ENDPOINT") or None,
+        container_gateway=parse_bool(env.get("SMEMU_CONTAINER_GATEWAY"), True),
         invocation_timeout_seconds=float(text("INVOCATION_TIMEOUT_SECONDS", str(defaults.invocation_timeout_seconds))),
         endpoint_startup_timeout_seconds=float(
             text("ENDPOINT_STARTUP_TIMEOUT_SECONDS", str(defaults.endpoint_startup_timeout_seconds))),

@@ -31,6 +31,34 @@ class Platform:
         self.services: list[object] = []
         self.runtime_handler: Callable[[str, dict[str, Any], CallContext], Mapping[str, Any]] | None = None
         self.streaming_handlers: dict[str, Any] = {}
+        from emulator.credentials import CredentialBroker
+
+        self.credentials = CredentialBroker.from_settings(settings)
+        self.gateway_url: str | None = None
+        """Where containers reach the emulator; set by the server once the container gateway listens."""
+
+    def check_role(self, role_arn: str | None, operation: str, ctx: CallContext, source_arn: str | None = None) -> None:
+        """SageMaker's ValidationException unless SageMaker could assume the role (emulator/iam.py)."""
+        from emulator import iam
+
+        iam.check_role(role_arn, operation, ctx.account_id, region=ctx.region, source_arn=source_arn)
+
+    def role_s3_client(self, role_arn: str | None, ctx: CallContext, default: Callable[[], Any]) -> Callable[[], Any]:
+        """``default`` unless strict mode is on; then a client factory checking the role's S3 permissions."""
+        from emulator import iam
+
+        if not iam.enforcing(self.settings):
+            return default
+        return iam.role_s3_client_factory(self.s3, role_arn, ctx.account_id, ctx.region, True)
+
+    def container_environment(self, role_arn: str | None, region: str | None = None) -> dict[str, str]:
+        """AWS variables (credentials endpoint, endpoints, region) for a container running as ``role_arn``."""
+        from emulator.credentials import container_environment
+
+        if self.gateway_url is None:
+            return {}
+        return container_environment(role_arn, self.settings, self.credentials, gateway_url=self.gateway_url,
+                                     region=region)
 
     def add_service(self, service: object) -> None:
         """Register a service; earlier services win when two define the same operation."""
@@ -67,6 +95,9 @@ def build_platform(settings: Settings) -> Platform:
     for factory in _service_factories():
         platform.add_service(factory(platform))
     platform.add_service(TagService(platform.store))
+    for service in platform.services:
+        if hasattr(service, "container_environment"):  # TrainingService's hook: request -> env
+            service.container_environment = lambda request: platform.container_environment(request.get("RoleArn"))
     return platform
 
 

@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 import time
+from typing import Any
 
 from cheroot import wsgi
 
@@ -44,15 +45,27 @@ def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, Aw
     return app, platform, snapshot
 
 
+def with_own_routes(app: Any, platform: Platform) -> Any:
+    """The edge app behind the ECR (``/_smemu/ecr/*``, GetAuthorizationToken) and credentials routes."""
+    from emulator.credentials import CredentialsMiddleware
+    from emulator.ecr import EcrMiddleware, EcrMirror
+    from emulator.registry import get_registry
+
+    mirror = EcrMirror(get_registry(platform.settings), platform.settings.account_id)
+    return EcrMiddleware(CredentialsMiddleware(app, platform.credentials), mirror, platform.settings.region)
+
+
 class EmulatorServer:
     """The emulator on one port, startable in the foreground or in a background thread."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app, self.platform, self.snapshot = build_application(settings)
+        self.wsgi_app = with_own_routes(self.app, self.platform)
+        self._gateway: Any = None
         self._server = wsgi.Server(
             (settings.host, settings.port),
-            self.app,
+            self.wsgi_app,
             numthreads=settings.threads,
             server_name="smemu",
             request_queue_size=128,
@@ -70,12 +83,26 @@ class EmulatorServer:
     def start(self) -> EmulatorServer:
         """Bind, start services, and serve in a background thread; returns when accepting."""
         self._server.prepare()
+        if self.settings.container_gateway:
+            self._start_gateway()
         self.snapshot.start()
         self.platform.start()
         self._thread = threading.Thread(target=self._server.serve, name="smemu-edge", daemon=True)
         self._thread.start()
         _wait_until_accepting(self.settings.host, self.port, deadline=10.0)
         return self
+
+    def _start_gateway(self) -> None:
+        """Serve the edge on 169.254.170.2 for containers; without it they get no credentials."""
+        from emulator.credentials import ContainerGateway
+
+        try:
+            import docker
+
+            self._gateway = ContainerGateway(self.wsgi_app, self.port, docker.from_env()).start()
+            self.platform.gateway_url = self._gateway.url
+        except Exception as exc:  # no engine, or not on the Docker host: the emulator still serves
+            log.warning("containers will not reach the emulator: %s", exc)
 
     def serve_forever(self) -> None:
         """Serve in the foreground until interrupted (SIGINT/SIGTERM handled by the caller)."""
@@ -91,6 +118,8 @@ class EmulatorServer:
         """Stop serving, save AWS state and stop the services' background work."""
         try:
             self._server.stop()
+            if self._gateway is not None:
+                self._gateway.stop()
         finally:
             self.snapshot.stop()
             self.platform.stop()

@@ -174,10 +174,14 @@ SAGEMAKER_TRUST_POLICY = (
 )
 
 
+def create_sagemaker_role(endpoint_url: str) -> str:
+    """Create an IAM role SageMaker may assume in the emulator at ``endpoint_url``; its ARN."""
+    iam = make_client("iam", endpoint_url)
+    role = iam.create_role(RoleName=unique_name("SageMakerRole"), AssumeRolePolicyDocument=SAGEMAKER_TRUST_POLICY)
+    return str(role["Role"]["Arn"])
+
+
 @pytest.fixture(scope="session")
 def role_arn(endpoint_url: str) -> str:
     """An IAM role SageMaker may assume, as a real account would have."""
-    iam = make_client("iam", endpoint_url)
-    name = unique_name("SageMakerRole")
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=SAGEMAKER_TRUST_POLICY)
-    return str(role["Role"]["Arn"])
+    return create_sagemaker_role(endpoint_url)

@@ -112,9 +112,16 @@ class Fleet:
         resolved = {}
         for container in variant.containers:
             try:
-                resolved[container.image] = self.backend.ensure_image(container.image)
+                image = container.image
+                client = getattr(self.backend, "client", None)
+                if client is not None and getattr(self, "settings", None) is not None:
+                    from emulator.images import resolver_for
+
+                    image = resolver_for(self.settings, client).resolve(image)
+                resolved[container.image] = self.backend.ensure_image(image)
             except RuntimeError_ as exc:
-                raise LaunchFailed(str(exc)) from exc
+                reason = getattr(exc, "reason", None)
+                raise LaunchFailed(reason("hosting", variant=variant.name) if reason else str(exc)) from exc
         return resolved
 
     def _spec(

@@ -33,6 +33,9 @@ class ModelOperations:
     def create_model(self, request: Request, ctx: CallContext) -> dict[str, Any]:
         """CreateModel: validate, check an uncompressed model prefix exists, store."""
         validate_model(request)
+        check_role = getattr(getattr(self, "platform", None), "check_role", None)
+        if check_role is not None:
+            check_role(request.get("ExecutionRoleArn"), "CreateModel", ctx)
         containers, _mode = model_containers(request)
         for container in containers:
             source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}

@@ -74,6 +74,7 @@ class HostingService(ModelOperations):
 
     def __init__(self, platform: Any, backend: Any = None) -> None:
         settings = platform.settings
+        self.platform = platform
         self.settings = settings
         self.store = platform.store
         self.s3_client: Callable[[], Any] = platform.s3.client
@@ -87,6 +88,7 @@ class HostingService(ModelOperations):
             resource_limits=settings.resource_limits,
             stop_grace=grace,
         )
+        self.fleet.settings = settings  # image policy: emulator/images.py
         timeout = settings.invocation_timeout_seconds
         self.deployer = Deployer(
             self.store,

@@ -135,7 +135,8 @@ class TrainingRunner:
             resolve = self.env.resolve_image or backend.ensure_image
             image = resolve(request["AlgorithmSpecification"]["TrainingImage"])
         except ImageNotFound as exc:
-            return self._finish("Failed", reason=f"ClientError: {exc}")
+            reason = exc.reason("training", request["RoleArn"]) if hasattr(exc, "reason") else str(exc)
+            return self._finish("Failed", reason=f"ClientError: {reason}")
         except EngineUnavailable as exc:
             return self._finish("Failed", reason=f"InternalServerError: {exc}")
         if self._ended_early():

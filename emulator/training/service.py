@@ -79,6 +79,8 @@ class TrainingService:
     def create_training_job(self, request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Record the job and start running it in the background; returns its ARN at once."""
         validate_create_request(request)
+        self.platform.check_role(request["RoleArn"], "CreateTrainingJob", ctx,
+                                 ctx.arn("training-job", request["TrainingJobName"]))
         tags = request.get("Tags") or []
         knobs = parse_knobs(tags, bool(request.get("EnableManagedSpotTraining")))
         name = request["TrainingJobName"]
@@ -91,7 +93,8 @@ class TrainingService:
         if tags:
             self.store.add_tags(arn, tags)
         env = RunnerEnv(
-            store=self.store, s3_client=self._s3_client, work_root=self.work_root, account_id=ctx.account_id,
+            store=self.store, work_root=self.work_root, account_id=ctx.account_id,
+            s3_client=self.platform.role_s3_client(request["RoleArn"], ctx, self._s3_client),
             region=ctx.region, home_id=self.home_id, backend=self.backend,
             resource_limits=self.platform.settings.resource_limits, gpus=self.platform.settings.gpus,
             stop_grace_seconds=self.stop_grace_seconds, checkpoint_sync_seconds=self.checkpoint_sync_seconds,

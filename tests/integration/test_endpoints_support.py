@@ -84,7 +84,7 @@ class Endpoints:
         bucket: str,
         image: str,
         engine: docker.DockerClient,
-        role_arn: str = "arn:aws:iam::123456789012:role/SageMakerRole",
+        role_arn: str,
     ) -> None:
         self.sm, self.s3, self.bucket, self.image, self.engine = sagemaker, s3, bucket, image, engine
         self.role_arn = role_arn

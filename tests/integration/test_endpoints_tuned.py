@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 import docker
 from emulator.config import Settings, load_settings
 from emulator.server import EmulatorServer
-from tests.conftest import free_port, make_client, unique_name
+from tests.conftest import create_sagemaker_role, free_port, make_client, unique_name
 from tests.integration.sample_images import build_sample_image
 from tests.integration.test_endpoints_support import (
     TUNED_DEADLINES,
@@ -49,6 +49,7 @@ class Emulator:
         self.sagemaker = make_client("sagemaker", self.url)
         self.runtime = make_client("sagemaker-runtime", self.url, read_timeout=30)
         self.s3 = make_client("s3", self.url) if not settings.s3_endpoint else None
+        self.role_arn = create_sagemaker_role(self.url)
 
     def stop(self) -> None:
         self.server.stop()
@@ -80,7 +81,7 @@ def _endpoints(emulator: Emulator, image: str, engine: docker.DockerClient) -> E
     s3 = emulator.s3 or make_client("s3", emulator.url)
     bucket = unique_name("tuned")
     s3.create_bucket(Bucket=bucket)
-    return Endpoints(emulator.sagemaker, s3, bucket, image, engine)
+    return Endpoints(emulator.sagemaker, s3, bucket, image, engine, emulator.role_arn)
 
 
 def test_slow_container_times_out_as_model_error(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.conftest import free_port, make_client, unique_name
+from tests.conftest import create_sagemaker_role, free_port, make_client, unique_name
 from tests.integration.test_training_helpers import (
     job_request,
     leftovers,
@@ -77,7 +77,7 @@ def test_job_running_when_the_emulator_dies_is_failed_and_cleaned_up(serve: Serv
     make_client("s3", serve.url).create_bucket(Bucket="restart-bucket")
     name = unique_name("train-crash")
     sagemaker = make_client("sagemaker", serve.url)
-    sagemaker.create_training_job(**job_request(name, training_image, "arn:aws:iam::123456789012:role/R",
+    sagemaker.create_training_job(**job_request(name, training_image, create_sagemaker_role(serve.url),
                                                 "restart-bucket", HyperParameters={"sleep_seconds": "120"}))
     wait_secondary(sagemaker, name, "Training")
     deadline = time.monotonic() + 30
