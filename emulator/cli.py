@@ -179,6 +179,57 @@ def cmd_logs(args: argparse.Namespace) -> int:
         time.sleep(1)
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """Print what a multi-model endpoint has loaded, per instance, with its cache counters."""
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    settings = _settings(args)
+    url = f"{settings.endpoint_url}/_smemu/endpoints/{urllib.parse.quote(args.name, safe='')}/models"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            view = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        print(json.loads(exc.read() or b"{}").get("message") or f"HTTP {exc.code}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"no emulator answers on {settings.endpoint_url} ({exc})", file=sys.stderr)
+        return 1
+    print(json.dumps(view, indent=2) if args.json else "\n".join(format_models(view)))
+    return 0
+
+
+def format_models(view: dict[str, Any]) -> list[str]:
+    """``smemu models`` as text: counters per variant and instance, then one line per model."""
+
+    def counters(stats: dict[str, Any]) -> str:
+        return (
+            f"hits {stats['Hits']}  misses {stats['Misses']}  loads {stats['Loads']}  "
+            f"evictions {stats['Evictions']}  failures {stats['Failures']}  "
+            f"load time mean {stats['LoadSecondsMean'] * 1000:.1f} ms  max {stats['LoadSecondsMax'] * 1000:.1f} ms"
+        )
+
+    lines = [f"endpoint {view['EndpointName']}: {counters(view['Stats'])}"]
+    for variant in view["Variants"]:
+        if not variant["MultiModel"]:
+            lines.append(f"  variant {variant['VariantName']}: not a multi-model variant")
+            continue
+        lines.append(
+            f"  variant {variant['VariantName']} ({variant['ModelDataUrl']}, cache {variant['ModelCacheSetting']}): "
+            f"{variant['LoadedModelCount']} loaded; {counters(variant['Stats'])}"
+        )
+        for instance in variant["Instances"]:
+            lines.append(f"    instance {instance['InstanceId']}: {instance['LoadedModelCount']} loaded")
+            for model in instance["Models"]:
+                lines.append(
+                    f"      {model['State']:<9} {model['TargetModel']}  hits {model['Hits']}  loads {model['Loads']}  "
+                    f"{model['SizeBytes']} B  last load {model['LastLoadSeconds'] * 1000:.1f} ms"
+                )
+    return lines
+
+
 def _log_location(name: str, kind: str) -> tuple[str, str]:
     if kind == "endpoint":
         return f"/aws/sagemaker/Endpoints/{name}", ""
@@ -227,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("--port", type=int)
     logs.set_defaults(func=cmd_logs)
+
+    models = sub.add_parser("models", help="show what a multi-model endpoint has loaded, with cache counters")
+    models.add_argument("name", help="endpoint name")
+    models.add_argument("--port", type=int)
+    models.add_argument("--json", action="store_true", help="print the raw view as JSON")
+    models.set_defaults(func=cmd_models)
 
     from emulator import cli_ecr
 

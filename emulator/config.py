@@ -65,7 +65,14 @@ class Settings:
     resource_limits: bool = True
     """SMEMU_RESOURCE_LIMITS: apply the instance type's memory and CPU to containers."""
     gpus: str | None = None
-    """SMEMU_GPUS: 'all' (default when a GPU runtime exists), 'none', or device ids '0,1'."""
+    """SMEMU_GPUS: the GPUs containers may get: 'all' (default: every GPU the engine has), 'none'
+    (GPUs off), or device indexes/UUIDs '0,1' (docs/gpu.md)."""
+    gpu_runtime: str = "nvidia"
+    """SMEMU_GPU_RUNTIME: the engine's runtime that gives containers GPUs ('default': the engine's
+    default runtime, for hosts where `docker run --gpus` works without naming one)."""
+    gpu_fallback: str = "off"
+    """SMEMU_GPU_FALLBACK: when a GPU instance type cannot get its GPUs here: 'off' (refuse, the
+    default), 'cpu' (run without GPUs, with a warning), 'share' (hosts share too few GPUs)."""
     registry_port: int = 4571
     """SMEMU_REGISTRY_PORT: loopback port of the local image registry behind ECR."""
     iam_enforce: bool = False
@@ -88,6 +95,11 @@ class Settings:
     """SMEMU_TRAINING_STOP_GRACE_SECONDS: StopTrainingJob's SIGTERM-to-SIGKILL wait (AWS: 120)."""
     training_checkpoint_sync_seconds: float = 5.0
     """SMEMU_TRAINING_CHECKPOINT_SYNC_SECONDS: how often /opt/ml/checkpoints is synced to S3."""
+    mme_cache_models: int | None = None
+    """SMEMU_MME_CACHE_MODELS: at most this many models per multi-model instance (loaded or on
+    disk); the least recently used is unloaded and deleted beyond it. Unset: no count limit."""
+    mme_cache_bytes: int | None = None
+    """SMEMU_MME_CACHE_BYTES: at most this many extracted model bytes per multi-model instance."""
 
     @property
     def state_dir(self) -> Path:
@@ -133,7 +145,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         threads=int(text("THREADS", str(defaults.threads))),
         container_host=text("CONTAINER_HOST", defaults.container_host),
         resource_limits=parse_bool(env.get("SMEMU_RESOURCE_LIMITS"), True),
-        gpus=env.get("SMEMU_GPUS") or None,
+        gpus=_gpus(env.get("SMEMU_GPUS")),
+        gpu_runtime=text("GPU_RUNTIME", defaults.gpu_runtime),
+        gpu_fallback=_gpu_fallback(env.get("SMEMU_GPU_FALLBACK")),
         registry_port=int(text("REGISTRY_PORT", str(defaults.registry_port))),
         iam_enforce=parse_bool(env.get("SMEMU_IAM_ENFORCE"), False),
         container_s3_endpoint=env.get("SMEMU_CONTAINER_S3_ENDPOINT") or None,
@@ -150,4 +164,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             text("TRAINING_STOP_GRACE_SECONDS", str(defaults.training_stop_grace_seconds))),
         training_checkpoint_sync_seconds=float(
             text("TRAINING_CHECKPOINT_SYNC_SECONDS", str(defaults.training_checkpoint_sync_seconds))),
+        mme_cache_models=int(env["SMEMU_MME_CACHE_MODELS"]) if env.get("SMEMU_MME_CACHE_MODELS") else None,
+        mme_cache_bytes=int(env["SMEMU_MME_CACHE_BYTES"]) if env.get("SMEMU_MME_CACHE_BYTES") else None,
     )
+
+
+def _gpus(value: str | None) -> str | None:
+    """SMEMU_GPUS, checked now so that a typo stops the start rather than a job later."""
+    from emulator.gpus import parse_selection
+
+    if not value:
+        return None
+    parse_selection(value)
+    return value.strip()
+
+
+def _gpu_fallback(value: str | None) -> str:
+    from emulator.gpus import parse_fallback
+
+    return parse_fallback(value)

@@ -31,6 +31,8 @@ class Platform:
         self.services: list[object] = []
         self.runtime_handler: Callable[[str, dict[str, Any], CallContext], Mapping[str, Any]] | None = None
         self.streaming_handlers: dict[str, Any] = {}
+        self.views: dict[str, Callable[[str], Any]] = {}
+        """Read-only emulator views the edge serves under /_smemu/ (``endpoint-models``)."""
         from emulator.credentials import CredentialBroker
 
         self.credentials = CredentialBroker.from_settings(settings)

@@ -21,7 +21,7 @@ from emulator.gateway.aws import AwsStateSnapshot, MotoBridge
 from emulator.gateway.control import ControlPlane
 from emulator.gateway.protocol import load_service_model
 from emulator.platform import Platform, build_platform
-from emulator.runtime.docker_backend import configure_host_paths
+from emulator.runtime.docker_backend import configure_gpu_runtime, configure_host_paths
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, AwsStateSnapshot]:
     """The edge application with its platform and the AWS state snapshot, restored."""
     configure_host_paths(settings.home, settings.host_home)
+    configure_gpu_runtime(settings.gpu_runtime)
     snapshot = AwsStateSnapshot(settings.state_dir / "aws-state.pickle")
     snapshot.restore()
     platform = build_platform(settings)
@@ -41,6 +42,7 @@ def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, Aw
         account_id=settings.account_id,
         runtime=platform.runtime_handler,
         streaming=platform.streaming_handlers,
+        views=platform.views,
     )
     return app, platform, snapshot
 

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/_smemu/health"
 """The emulator's own status page (outside every AWS API's path space)."""
+ENDPOINT_MODELS_PATH = "/_smemu/endpoints/<name>/models"
+"""Read-only: what a multi-model endpoint has loaded, with hits, misses, loads and evictions."""
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -87,6 +89,7 @@ class EdgeApplication:
         account_id: str,
         runtime: RuntimeHandler | None = None,
         streaming: dict[str, StreamingHandler] | None = None,
+        views: Mapping[str, Callable[[str], Any]] | None = None,
     ) -> None:
         self.control = control
         self.moto = moto
@@ -94,13 +97,14 @@ class EdgeApplication:
         self.account_id = account_id
         self.runtime = runtime
         self.streaming = streaming or {}
+        self.views = views if views is not None else {}
         self.json_protocol = JsonRpcProtocol("sagemaker")
         self.rest_protocol = RestJsonProtocol("sagemaker-runtime")
         self.flask = self._create_flask()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == HEALTH_PATH:
+        if path == HEALTH_PATH or path.startswith("/_smemu/endpoints/"):
             return self.flask(environ, start_response)
         region, service = credential_scope(environ)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -118,7 +122,14 @@ class EdgeApplication:
         app = Flask("emulator")
         app.add_url_rule("/", "control", self._control, methods=["POST"])
         app.add_url_rule(HEALTH_PATH, "health", self._health, methods=["GET"])
+        app.add_url_rule(ENDPOINT_MODELS_PATH, "endpoint_models", self._endpoint_models, methods=["GET"])
         return app
+
+    def _endpoint_models(self, name: str) -> Response:
+        view = self.views.get("endpoint-models")
+        found = view(name) if view is not None else None
+        status, body = (200, found) if found is not None else (404, {"message": f"Endpoint {name} is not serving."})
+        return Response(json.dumps(body), status=status, headers={"Content-Type": "application/json"})
 
     def _health(self) -> Response:
         snapshot = self.moto.snapshot

@@ -20,6 +20,7 @@ from pathlib import Path
 from threading import Event
 from typing import Any
 
+from emulator.hosting.multi_model import MODELS_PATH, instance_models_dir
 from emulator.hosting.plan import ContainerPlan, VariantPlan
 from emulator.hosting.validation import SINGLE
 from emulator.runtime.spec import ContainerSpec, RuntimeError_, StagedFolder
@@ -133,6 +134,7 @@ class Fleet:
         container: ContainerPlan,
         image: str,
         model_dir: Path,
+        gpu_device_ids: list[str] | None = None,
     ) -> ContainerSpec:
         memory, cpus = variant.memory_bytes, None
         if variant.instance_type and self.resource_limits:
@@ -158,18 +160,58 @@ class Fleet:
                 "(the emulator must reach the container's port)",
                 endpoint,
             )
+        folders = [StagedFolder(model_dir, "/opt/ml/model", read_only=True)]
+        if container.multi_model is not None:  # this instance's own folder of on-demand models
+            models_dir = instance_models_dir(model_dir, instance_id)
+            models_dir.mkdir(parents=True, exist_ok=True)
+            folders.append(StagedFolder(models_dir, MODELS_PATH, read_only=True))
         return ContainerSpec(
             name=f"smemu-ep-{endpoint}-{variant.name}-{instance_id}-{container.hostname}"[:200],
             image=image,
             command=["serve"],
             environment=dict(container.environment),
             hostname=None if variant.mode == SINGLE else container.hostname,
-            folders=[StagedFolder(model_dir, "/opt/ml/model", read_only=True)],
+            folders=folders,
             memory_bytes=memory if self.resource_limits or variant.is_serverless else None,
             cpus=cpus,
             expose_ports=[container.port],
             labels=labels,
+            gpu_device_ids=gpu_device_ids or None,
         )
+
+    def gpu_plan(self, variant: VariantPlan, count: int, endpoint: str) -> list[list[str]]:
+        """GPU device ids of each of ``count`` new instances (emulator.gpus); raises GpuUnavailable."""
+        from emulator.gpus import GpuPolicy, assign
+        from emulator.instances import instance_type
+
+        if not variant.instance_type or variant.is_serverless or not instance_type(variant.instance_type).accelerators:
+            return [[] for _ in range(count)]
+        backend = self.backend
+        devices = backend.gpu_devices() if hasattr(backend, "gpu_devices") else (
+            ["all"] if backend.gpus_available() else None)
+        policy = GpuPolicy.from_settings(getattr(self, "settings", None))
+        return assign([variant.instance_type] * count, devices, policy,
+                      what=f"endpoint {endpoint} variant {variant.name}")
+
+    def check_gpus(self, config: dict[str, Any], endpoint: str) -> str | None:
+        """CreateEndpoint's ResourceLimitExceeded message when a variant's GPUs are not here, else None."""
+        from emulator.gpus import USAGE_ENDPOINT, GpuUnavailable
+        from emulator.instances import instance_type
+
+        for variant in config.get("ProductionVariants") or []:
+            name = variant.get("InstanceType")
+            if not name or variant.get("ServerlessConfig") or not instance_type(name).accelerators:
+                continue
+            plan = VariantPlan(name=variant["VariantName"], model_name=variant.get("ModelName", ""), weight=1.0,
+                               instance_count=int(variant.get("InitialInstanceCount") or 1), instance_type=name,
+                               mode=SINGLE, containers=())
+            try:
+                self.gpu_plan(plan, plan.instance_count, endpoint)
+            except GpuUnavailable as exc:
+                return exc.limit_message(USAGE_ENDPOINT)
+            except RuntimeError_:
+                return None  # no engine now: the launch reports it
+        return None
 
     def launch(
         self,
@@ -189,9 +231,15 @@ class Fleet:
         logs, so a failing container's output reaches CloudWatch). On failure every started
         container is removed and :class:`LaunchFailed` carries SageMaker's FailureReason.
         """
+        from emulator.gpus import GpuUnavailable
+
         instances: list[RunningInstance] = []
         try:
-            for _ in range(count):
+            try:
+                gpu_ids = self.gpu_plan(variant, count, endpoint)
+            except GpuUnavailable as exc:
+                raise LaunchFailed(exc.capacity_reason().removeprefix("CapacityError: ")) from exc
+            for number in range(count):
                 instance = RunningInstance(variant.name, new_instance_id(), deployment_id)
                 instances.append(instance)
                 for container in variant.containers:
@@ -203,6 +251,7 @@ class Fleet:
                         container,
                         images[container.image],
                         model_dirs[container.index],
+                        gpu_device_ids=gpu_ids[number],
                     )
                     try:
                         container_id = self.backend.start(spec)
@@ -236,6 +285,7 @@ class Fleet:
         ContainerStartupHealthCheckTimeoutInSeconds passes fails with its last answer.
         """
         who_of = (lambda c: "primary") if variant.mode == SINGLE else (lambda c: c.hostname)
+        lists_models = {c.hostname for c in variant.containers if c.multi_model is not None}
         pending = [_Pending(i, c, who_of(c)) for i in instances for c in i.containers]
         deadline = time.monotonic() + variant.startup_timeout
         next_liveness = 0.0
@@ -249,6 +299,11 @@ class Fleet:
                 next_liveness = now + 0.5
             for item in list(pending):
                 status = ping(item.container.host, item.container.published_port)
+                if status == 200 and item.container.hostname in lists_models:
+                    # SageMaker also lists a multi-model container's models while bringing it up.
+                    status = ping(item.container.host, item.container.published_port, path="/models")
+                    if status != 200:
+                        status = f"GET /models answered {status}" if isinstance(status, int) else status
                 if status == 200:
                     pending.remove(item)
                     continue
@@ -364,11 +419,11 @@ class Fleet:
         )
 
 
-def ping(host: str, port: int, timeout: float = PING_TIMEOUT) -> int | str:
-    """``GET /ping`` once: the status code, or a word on why there was none."""
+def ping(host: str, port: int, timeout: float = PING_TIMEOUT, path: str = "/ping") -> int | str:
+    """``GET /ping`` (or ``path``) once: the status code, or a word on why there was none."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("GET", "/ping")
+        conn.request("GET", path)
         response = conn.getresponse()
         response.read()
         return response.status

@@ -36,6 +36,10 @@ MAX_PIPELINE_HOP = 5 * 1024 * 1024
 DEFAULT_TIMEOUT = 60.0
 
 ColdStart = Callable[[EndpointRoute, VariantRoute], InstanceRoute]
+MultiModelCall = Callable[
+    [EndpointRoute, VariantRoute, str, "Invocation", CallContext, float], ContainerResponse
+]
+"""``(route, variant, TargetModel, invocation, ctx, timeout)``: a multi-model invocation."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Invocation:
     custom_attributes: str | None = None
     inference_id: str | None = None
     target_hostname: str | None = None
+    target_model: str | None = None
 
     @classmethod
     def from_request(cls, request: dict[str, Any]) -> Invocation:
@@ -62,6 +67,7 @@ class Invocation:
             custom_attributes=request.get("CustomAttributes"),
             inference_id=request.get("InferenceId"),
             target_hostname=request.get("TargetContainerHostname"),
+            target_model=request.get("TargetModel"),
         )
 
     def headers(self, content_type: str | None, accept: str | None) -> dict[str, str]:
@@ -75,6 +81,8 @@ class Invocation:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = self.custom_attributes
         if self.inference_id:
             headers["X-Amzn-SageMaker-Inference-Id"] = self.inference_id
+        if self.target_model:
+            headers["X-Amzn-SageMaker-Target-Model"] = self.target_model
         return headers
 
 
@@ -172,11 +180,16 @@ class Invoker:
     """Runs invocations against the routing table."""
 
     def __init__(
-        self, table: RoutingTable, timeout: float = DEFAULT_TIMEOUT, cold_start: ColdStart | None = None
+        self,
+        table: RoutingTable,
+        timeout: float = DEFAULT_TIMEOUT,
+        cold_start: ColdStart | None = None,
+        multi_model: MultiModelCall | None = None,
     ) -> None:
         self.table = table
         self.timeout = timeout
         self.cold_start = cold_start
+        self.multi_model = multi_model
 
     def route_for(self, name: str, ctx: CallContext, asynchronous: bool = False) -> EndpointRoute:
         """The live route of an endpoint; ValidationError when there is none or the kind is wrong."""
@@ -206,6 +219,11 @@ class Invoker:
 
     def instance_for(self, route: EndpointRoute, variant: VariantRoute) -> InstanceRoute:
         """The next instance of a variant, cold-starting a serverless one if none runs."""
+        if variant.plan.multi_model is not None:  # only InvokeEndpoint carries TargetModel
+            raise ValidationError(
+                f"Endpoint {route.name} is a multi-model endpoint; invoke it with InvokeEndpoint and a "
+                "target model header."
+            )
         variant.last_used = time.monotonic()
         instance = variant.next_instance()
         if instance is None:
@@ -220,17 +238,26 @@ class Invoker:
         """InvokeEndpoint."""
         route = self.acquire(request["EndpointName"], ctx)
         try:
-            if request.get("TargetModel"):
+            invocation = Invocation.from_request(request)
+            variant = choose_variant(route, request.get("TargetVariant"))
+            multi_model = variant.plan.multi_model is not None and self.multi_model is not None
+            if invocation.target_model and not multi_model:
                 raise ValidationError(
                     f"Endpoint {route.name} is not a multi-model endpoint and does not support target model header."
                 )
-            invocation = Invocation.from_request(request)
-            variant = choose_variant(route, request.get("TargetVariant"))
             limit = MAX_SERVERLESS_PAYLOAD if variant.plan.is_serverless else MAX_PAYLOAD
             if len(invocation.body) > limit:
                 raise ValidationError(f"Request {ctx.request_id} has oversize body.")
             check_hostname(route, variant, invocation.target_hostname)
-            response = self.call(route, variant, invocation, ctx, self.timeout)
+            if multi_model:
+                if not invocation.target_model:
+                    raise ValidationError(f"Request {ctx.request_id} is missing a target model header.")
+                assert self.multi_model is not None
+                response = self.multi_model(
+                    route, variant, invocation.target_model, invocation, ctx, self.timeout
+                )
+            else:
+                response = self.call(route, variant, invocation, ctx, self.timeout)
         finally:
             route.leave()
         content_type = response.headers.get("Content-Type") or "application/octet-stream"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.hosting.multi_model import MultiModelPlan
 from emulator.hosting.validation import SINGLE, model_containers
 
 DEFAULT_PORT = 8080
@@ -40,6 +41,8 @@ class ContainerPlan:
     environment: dict[str, str]
     port: int
     model_data: ModelData | None
+    multi_model: MultiModelPlan | None = None
+    """Set for ``Mode: MultiModel``: models are loaded on demand under /opt/ml/models."""
 
     @property
     def download_label(self) -> str:
@@ -75,6 +78,11 @@ class VariantPlan:
         if self.serverless is None:
             return None
         return int(self.serverless["MemorySizeInMB"]) * 1024 * 1024
+
+    @property
+    def multi_model(self) -> MultiModelPlan | None:
+        """The multi-model plan of a single-container variant, else None."""
+        return self.containers[0].multi_model if len(self.containers) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,9 @@ def container_plans(model: dict[str, Any], region: str) -> tuple[str, tuple[Cont
             hostname = definition.get("ContainerHostname") or f"container-{index}"
         else:
             hostname = "primary"
+        multi_model = MultiModelPlan.from_definition(definition)
+        if multi_model is not None:
+            environment["SAGEMAKER_MULTI_MODEL"] = "true"
         plans.append(
             ContainerPlan(
                 index=index,
@@ -120,7 +131,8 @@ def container_plans(model: dict[str, Any], region: str) -> tuple[str, tuple[Cont
                 image=definition["Image"],
                 environment=environment,
                 port=port,
-                model_data=model_data_of(definition),
+                model_data=None if multi_model is not None else model_data_of(definition),
+                multi_model=multi_model,
             )
         )
     return mode, tuple(plans)

@@ -9,7 +9,8 @@ gateway to call; they read only the routing table.
 Settings read here (``getattr`` with defaults, so an older Settings object works too):
 ``invocation_timeout_seconds`` (60, SMEMU_INVOCATION_TIMEOUT_SECONDS),
 ``endpoint_startup_timeout_seconds`` (240), ``endpoint_download_timeout_seconds`` (600),
-``serverless_idle_seconds`` (300), ``container_stop_grace_seconds`` (30).
+``serverless_idle_seconds`` (300), ``container_stop_grace_seconds`` (30),
+``mme_cache_models`` / ``mme_cache_bytes`` (None: no cache budget besides the instance's memory).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from emulator.context import CallContext
 from emulator.errors import ValidationError, ValidationException, already_exists, could_not_find
@@ -33,6 +35,8 @@ from emulator.hosting.fleet import Fleet
 from emulator.hosting.invoke import Invoker
 from emulator.hosting.listing import list_page
 from emulator.hosting.logs import LogShipper
+from emulator.hosting.multi_model_metrics import MetricsPublisher
+from emulator.hosting.multi_model_router import MultiModelRouter
 from emulator.hosting.publisher import RoutePublisher
 from emulator.hosting.recovery import recover
 from emulator.hosting.resources import ModelOperations
@@ -106,7 +110,18 @@ class HostingService(ModelOperations):
         self.serverless = Serverless(
             self.deployer, settings.serverless_idle_seconds
         )
-        self.invoker = Invoker(self.table, timeout=timeout, cold_start=self.serverless.cold_start)
+        self.multi_models = MultiModelRouter(
+            self.table,
+            settings.work_dir,
+            self.s3_client,
+            max_models=getattr(settings, "mme_cache_models", None),
+            max_bytes=getattr(settings, "mme_cache_bytes", None),
+            memory_budget=settings.resource_limits,
+            metrics=MetricsPublisher(self._cloudwatch_client),
+        )
+        self.invoker = Invoker(
+            self.table, timeout=timeout, cold_start=self.serverless.cold_start, multi_model=self.multi_models.invoke
+        )
         self.async_invoker = AsyncInvoker(self.invoker, self.s3_client, self._sns_client)
         self.streamer = StreamInvoker(self.invoker)
         self._runtime_operations: dict[str, Callable[[Request, CallContext], Mapping[str, Any]]] = {
@@ -115,6 +130,9 @@ class HostingService(ModelOperations):
         }
         platform.runtime_handler = self.runtime
         platform.streaming_handlers["InvokeEndpointWithResponseStream"] = self.streamer.handle
+        views = getattr(platform, "views", None)
+        if views is not None:
+            views["endpoint-models"] = self.multi_models.describe
 
     def runtime(self, operation: str, request: Request, ctx: CallContext) -> Mapping[str, Any]:
         """The gateway's entry for sagemaker-runtime operations."""
@@ -133,6 +151,17 @@ class HostingService(ModelOperations):
             aws_secret_access_key="smemu",
         )
 
+    def _cloudwatch_client(self, region: str) -> Any:
+        """A CloudWatch client on the emulator's own edge (moto answers), for endpoint metrics."""
+        return boto3.session.Session().client(
+            "cloudwatch",
+            endpoint_url=f"http://127.0.0.1:{self.settings.port}",
+            region_name=region,
+            aws_access_key_id="smemu",
+            aws_secret_access_key="smemu",
+            config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=10),
+        )
+
     # -- lifecycle of the service ---------------------------------------------------------
 
     def start(self) -> None:
@@ -145,6 +174,7 @@ class HostingService(ModelOperations):
     def stop(self) -> None:
         """Stop background work; endpoint containers keep running for the next start."""
         self.serverless.stop()
+        self.multi_models.stop()
         self.async_invoker.stop()
         self.deployer.stop()
         self.capture.stop()
@@ -176,6 +206,11 @@ class HostingService(ModelOperations):
         name = request["EndpointName"]
         arn = ctx.arn("endpoint", name)
         config, models = self._snapshot(request["EndpointConfigName"], ctx)
+        gpu_refusal = self.fleet.check_gpus(config, name)  # GPU types without GPUs here: emulator/gpus.py
+        if gpu_refusal:
+            from emulator.errors import ResourceLimitExceeded
+
+            raise ResourceLimitExceeded(gpu_refusal)
         deployment = self.deployer.new_deployment(name, config, models, ctx.region)
         now = time.time()
         record: dict[str, Any] = {

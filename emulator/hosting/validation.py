@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from emulator.errors import ValidationException, could_not_find
+from emulator.hosting.multi_model import MultiModelPlan
 
 Request = dict[str, Any]
 
@@ -50,6 +51,11 @@ def validate_model(request: Request) -> None:
         _validate_container(container, index)
     if mode == SINGLE:
         return
+    if any(c.get("Mode") == "MultiModel" for c in containers):
+        raise ValidationException(
+            "A multi-model container (Mode MultiModel) in an inference pipeline is not supported by the "
+            "emulator; use it as the PrimaryContainer."
+        )
     hostnames = [c.get("ContainerHostname") for c in containers]
     named = [h for h in hostnames if h]
     if mode == DIRECT and len(named) != len(containers):
@@ -79,7 +85,7 @@ def _validate_container(container: Request, index: int) -> None:
     if not container.get("Image"):
         raise ValidationException(f"Image is required ({where}).")
     if container.get("Mode") == "MultiModel":
-        raise ValidationException("Multi-model endpoints (Mode MultiModel) are not supported yet.")
+        _validate_multi_model(container, where)
     if container.get("ModelDataUrl") and container.get("ModelDataSource"):
         raise ValidationException(f"Specify either ModelDataUrl or ModelDataSource ({where}), not both.")
     url = container.get("ModelDataUrl")
@@ -99,6 +105,21 @@ def _validate_container(container: Request, index: int) -> None:
                 raise ValidationException(
                     f"ModelDataSource.S3DataSource.S3Uri {uri} must end with '/' when S3DataType is S3Prefix."
                 )
+
+
+def _validate_multi_model(container: Request, where: str) -> None:
+    """Mode MultiModel: ModelDataUrl is the S3 prefix of the models (ModelDataSource cannot be used)."""
+    if container.get("ModelDataSource"):
+        raise ValidationException(f"Multi-model containers cannot use ModelDataSource ({where}); give ModelDataUrl.")
+    url = container.get("ModelDataUrl")
+    if not url:
+        raise ValidationException(
+            f"Multi-model containers need ModelDataUrl, the S3 prefix under which the models are ({where})."
+        )
+    try:
+        MultiModelPlan.from_definition(container)
+    except ValueError as exc:
+        raise ValidationException(f"{exc} ({where}).") from None
 
 
 def validate_endpoint_config(
@@ -121,6 +142,12 @@ def validate_endpoint_config(
         if find_model(model_name) is None:
             raise could_not_find("model", model_arn(model_name))
         if variant.get("ServerlessConfig"):
+            model = find_model(model_name) or {}
+            if (model.get("PrimaryContainer") or {}).get("Mode") == "MultiModel":
+                raise ValidationException(
+                    f"Production variant {name} is serverless; serverless endpoints do not support "
+                    "multi-model endpoints."
+                )
             if variant.get("InstanceType") or variant.get("InitialInstanceCount"):
                 raise ValidationException(
                     f"Production variant {name} has a ServerlessConfig and so must not specify "

@@ -26,6 +26,8 @@ import io
 import logging
 import math
 import os
+import shutil
+import subprocess
 import tarfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -47,6 +49,7 @@ from emulator.runtime.spec import (
     ContainerNotFound,
     ContainerSpec,
     EngineUnavailable,
+    GpuRequestFailed,
     ImageNotFound,
     RuntimeError_,
     StagedFolder,
@@ -131,7 +134,7 @@ def _tar_of_folder(source: Path) -> IO[bytes]:
 class DockerBackend:
     """``RuntimeBackend`` over one Docker engine (docker-py)."""
 
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
+    def __init__(self, client: docker.DockerClient | None = None, gpu_runtime: str | None = None) -> None:
         with _translated("connecting to the Docker engine"):
             self.client = client or docker.from_env(max_pool_size=64)
             # A second low-level client without a read timeout for long-lived streams (logs
@@ -141,7 +144,19 @@ class DockerBackend:
             )
             info = self.client.info()
         self.host_cpus: int = int(info.get("NCPU") or os.cpu_count() or 1)
-        self._gpus = "nvidia" in (info.get("Runtimes") or {})
+        runtimes = info.get("Runtimes") or {}
+        self.gpu_runtime: str | None = gpu_runtime or _gpu_runtime
+        """Runtime GPU containers are created with (SMEMU_GPU_RUNTIME); None: the engine's default."""
+        if self.gpu_runtime == "default":
+            self.gpu_runtime = None
+            self._gpus = True  # the user says the engine's default runtime handles --gpus
+        else:
+            self._gpus = self.gpu_runtime in runtimes
+        # An engine whose default runtime is NVIDIA's gives GPUs to any container whose image
+        # says NVIDIA_VISIBLE_DEVICES=all (every CUDA image does): CPU containers must say void.
+        self._nvidia_capable = self._gpus or "nvidia" in runtimes or info.get("DefaultRuntime") == "nvidia"
+        self._gpu_devices: list[str] | None = None
+        self._gpu_devices_known = False
 
     # -- images and networks ----------------------------------------------------------------
 
@@ -180,7 +195,7 @@ class DockerBackend:
     def start(self, spec: ContainerSpec) -> str:
         """Create the container (replacing one of the same name), seed private folders, start it."""
         kwargs = self._create_arguments(spec)
-        with _translated(f"creating container {spec.name} from {spec.image}"):
+        with _gpu_errors(spec), _translated(f"creating container {spec.name} from {spec.image}"):
             try:
                 container = self.client.containers.create(spec.image, spec.command, **kwargs)
             except docker.errors.APIError as exc:
@@ -194,7 +209,7 @@ class DockerBackend:
                     with _translated(f"copying {folder.source} into {spec.name}:{folder.target}"), \
                             _tar_of_folder(folder.source) as archive:
                         container.put_archive(folder.target, archive)
-            with _translated(f"starting container {spec.name}"):
+            with _gpu_errors(spec), _translated(f"starting container {spec.name}"):
                 container.start()
         except BaseException:
             self.remove(str(container.id))
@@ -227,11 +242,19 @@ class DockerBackend:
         if spec.cpus:
             kwargs["nano_cpus"] = int(min(spec.cpus, self.host_cpus) * 1e9)
         if spec.gpu_device_ids:
+            # The device request is what `docker run --gpus` sends; the NVIDIA runtime (in CDI or
+            # legacy mode) reads NVIDIA_VISIBLE_DEVICES, set here too so that it wins over an
+            # image's own ENV NVIDIA_VISIBLE_DEVICES=all.
             if spec.gpu_device_ids == ["all"]:
                 request = DeviceRequest(count=-1, capabilities=[["gpu"]])
             else:
                 request = DeviceRequest(device_ids=list(spec.gpu_device_ids), capabilities=[["gpu"]])
             kwargs["device_requests"] = [request]
+            kwargs["environment"]["NVIDIA_VISIBLE_DEVICES"] = ",".join(spec.gpu_device_ids)
+            if self.gpu_runtime:
+                kwargs["runtime"] = self.gpu_runtime
+        elif self._nvidia_capable:
+            kwargs["environment"]["NVIDIA_VISIBLE_DEVICES"] = "void"
         if spec.user:
             kwargs["user"] = spec.user
         if spec.shm_size_bytes:
@@ -394,13 +417,80 @@ class DockerBackend:
         return removed
 
     def gpus_available(self) -> bool:
-        """Whether the engine has the NVIDIA runtime (``docker info`` lists it)."""
+        """Whether the engine has the GPU runtime (``docker info`` lists SMEMU_GPU_RUNTIME)."""
         return self._gpus
+
+    def gpu_devices(self) -> list[str] | None:
+        """GPU indexes of this machine when the engine has the GPU runtime (see RuntimeBackend)."""
+        if not self._gpus:
+            return None
+        if not self._gpu_devices_known:
+            self._gpu_devices = _count_local_gpus() if _engine_is_local() else ["all"]
+            self._gpu_devices_known = True
+            log.info("GPU runtime %s; GPUs: %s", self.gpu_runtime or "(engine default)", self._gpu_devices)
+        return list(self._gpu_devices or [])
 
     def close(self) -> None:
         """Close the engine connections."""
         self._streams.close()
         self.client.close()
+
+
+@contextmanager
+def _gpu_errors(spec: ContainerSpec) -> Iterator[None]:
+    """An engine that cannot give GPUs says so in words that name the fix."""
+    try:
+        yield
+    except RuntimeError_ as exc:
+        text = str(exc)
+        markers = ("could not select device driver", "nvidia-container", "unknown or invalid runtime name",
+                   "unknown runtime specified",
+                   "CDI device", "NVIDIA_VISIBLE_DEVICES", "nvml", "libnvidia")
+        if spec.gpu_device_ids and any(marker.lower() in text.lower() for marker in markers):
+            raise GpuRequestFailed(
+                f"The Docker engine could not give the container GPUs {','.join(spec.gpu_device_ids)}: {text}. "
+                "It needs the NVIDIA Container Toolkit (the runtime named by SMEMU_GPU_RUNTIME registered in "
+                "daemon.json, or nvidia-container-runtime-hook on dockerd's PATH for --gpus); see docs/gpu.md."
+            ) from exc
+        raise
+
+
+def _engine_is_local() -> bool:
+    """Whether the engine runs on this machine (its GPUs are this machine's GPUs)."""
+    host = os.environ.get("DOCKER_HOST", "")
+    return not host or host.startswith("unix://")
+
+
+def _count_local_gpus() -> list[str]:
+    """Indexes of this machine's NVIDIA GPUs: nvidia-smi, else the driver's /proc entries.
+
+    ``["all"]`` when neither answers (the runtime may still reach GPUs this process cannot see).
+    """
+    smi = shutil.which("nvidia-smi") or next(
+        (p for p in ("/usr/local/nvidia/bin/nvidia-smi", "/usr/bin/nvidia-smi") if os.access(p, os.X_OK)), None)
+    if smi:
+        try:
+            done = subprocess.run([smi, "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
+                                  text=True, timeout=20, check=False)
+            if done.returncode == 0:
+                return [line.strip() for line in done.stdout.splitlines() if line.strip().isdigit()]
+            log.warning("nvidia-smi failed (%s): %s", done.returncode, done.stderr.strip()[:300])
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("nvidia-smi failed: %s", exc)
+    proc = Path("/proc/driver/nvidia/gpus")
+    if proc.is_dir():
+        return [str(i) for i in range(len(list(proc.iterdir())))]
+    return ["all"]
+
+
+_gpu_runtime = "nvidia"
+"""SMEMU_GPU_RUNTIME of the process's backend (configure_gpu_runtime)."""
+
+
+def configure_gpu_runtime(name: str | None) -> None:
+    """The runtime GPU containers are created with ('default': the engine's default runtime)."""
+    global _gpu_runtime
+    _gpu_runtime = name or "nvidia"
 
 
 _host_path: Callable[[Any], str] = str

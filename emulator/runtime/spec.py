@@ -30,6 +30,10 @@ class EngineUnavailable(RuntimeError_):
     """The container engine cannot be reached."""
 
 
+class GpuRequestFailed(RuntimeError_):
+    """The engine refused to give a container the GPUs it was asked for (no NVIDIA toolkit, ...)."""
+
+
 @dataclass(frozen=True)
 class StagedFolder:
     """A folder prepared on this machine that appears at ``target`` inside the container."""
@@ -71,7 +75,8 @@ class ContainerSpec:
     """Hard memory limit (the instance type's memory); exceeding it OOM-kills the container."""
     cpus: float | None = None
     gpu_device_ids: list[str] | None = None
-    """GPU device ids to pass through the NVIDIA runtime; None or empty: no GPU."""
+    """GPU device ids to pass through the NVIDIA runtime (``["all"]``: every GPU); None or empty:
+    no GPU, and a CUDA image's own ``NVIDIA_VISIBLE_DEVICES=all`` is overridden so it gets none."""
     expose_ports: list[int] = field(default_factory=list)
     """Container ports to publish on 127.0.0.1 at a free host port."""
     labels: dict[str, str] = field(default_factory=dict)
@@ -161,3 +166,10 @@ class RuntimeBackend(Protocol):
 
     def gpus_available(self) -> bool:
         """Whether containers can be given GPUs here (an NVIDIA runtime is installed)."""
+
+    def gpu_devices(self) -> list[str] | None:
+        """Ids of the GPUs containers can be given here (``"0"``, ``"1"``, ...).
+
+        None: no GPU runtime; ``["all"]``: a GPU runtime whose devices cannot be counted from
+        here; ``[]``: a GPU runtime and no GPU. ``emulator.gpus`` splits them between hosts.
+        """

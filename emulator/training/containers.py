@@ -11,8 +11,9 @@
 * network: hostname ``algo-<n>`` on the job's network for multi-host jobs; no network at all
   for a single-host job with EnableNetworkIsolation (a multi-host one gets an internal
   network: peers only);
-* limits: the instance type's memory (hard, no swap) and vCPUs; its GPUs when this machine
-  has an NVIDIA runtime and ``SMEMU_GPUS`` is not ``none``.
+* limits: the instance type's memory (hard, no swap) and vCPUs; its GPUs, the device ids
+  that ``emulator.gpus`` assigned to this host (runner.py; a job whose GPUs are not here
+  never gets this far).
 """
 
 from __future__ import annotations

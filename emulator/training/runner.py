@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulator.gpus import USAGE_TRAINING, GpuPolicy, GpuUnavailable, assign
 from emulator.runtime.spec import (
     EngineUnavailable,
+    GpuRequestFailed,
     ImageNotFound,
     RuntimeBackend,
     RuntimeError_,
@@ -68,6 +70,9 @@ class RunnerEnv:
     backend: Callable[[], RuntimeBackend]
     resource_limits: bool = True
     gpus: str | None = None
+    """SMEMU_GPUS (kept for callers that set only this; ``gpu_policy`` wins when given)."""
+    gpu_policy: GpuPolicy | None = None
+    """SMEMU_GPUS / SMEMU_GPU_FALLBACK / SMEMU_GPU_RUNTIME (emulator.gpus)."""
     stop_grace_seconds: float = 120.0
     checkpoint_sync_seconds: float = 5.0
     restart_delay_seconds: float = 0.5
@@ -100,6 +105,7 @@ class TrainingRunner:
         self._platform_env: dict[str, str] | None = None
         self._logs: JobLogs | None = None
         self._metrics = MetricCollector([])
+        self._gpu_ids: dict[str, list[str]] = {}
 
     def start(self) -> None:
         """Run the job in the background."""
@@ -139,6 +145,10 @@ class TrainingRunner:
             return self._finish("Failed", reason=f"ClientError: {reason}")
         except EngineUnavailable as exc:
             return self._finish("Failed", reason=f"InternalServerError: {exc}")
+        try:  # the instances' GPUs: missing ones fail the job here, as a capacity error
+            self._gpu_ids = gpu_plan(hosts, backend, self._gpu_policy, self.name)
+        except GpuUnavailable as exc:
+            return self._finish("Failed", reason=exc.capacity_reason())
         if self._ended_early():
             return
         self._update(lambda r: r.setdefault("TrainingStartTime", time.time()))
@@ -176,6 +186,8 @@ class TrainingRunner:
             )
             try:
                 result = self._attempt(request, hosts, image, staged, backend, seed, checkpoint_path, sync, deadlines)
+            except GpuRequestFailed as exc:
+                return self._finish("Failed", reason=GpuUnavailable(str(exc), "", 0, 0).capacity_reason())
             except RuntimeError_ as exc:
                 return self._finish("Failed", reason=f"ClientError: Could not start the training container: {exc}")
             trained += result.ran_seconds
@@ -246,7 +258,7 @@ class TrainingRunner:
         folders = HostFolders(staged.input_dirs[host.name], staged.file_channels[host.name], seed)
         return host_spec(request, image, host, hosts, folders, arn=request["TrainingJobArn"],
                          region=self.env.region, home_id=self.env.home_id, checkpoint_path=checkpoint_path,
-                         resource_limits=self.env.resource_limits, gpu_device_ids=self._gpu_ids(backend),
+                         resource_limits=self.env.resource_limits, gpu_device_ids=self._gpu_ids.get(host.name),
                          memory_limit_mb=self.knobs.memory_mb, extra_environment=self._extra_environment)
 
     @property
@@ -257,13 +269,11 @@ class TrainingRunner:
             self._platform_env = dict(self.env.extra_environment(self._record()))
         return self._platform_env
 
-    def _gpu_ids(self, backend: RuntimeBackend) -> list[str] | None:
-        choice = (self.env.gpus or "").strip().lower()
-        if choice == "none":
-            return None
-        if choice in ("", "all"):
-            return ["all"] if (choice == "all" or backend.gpus_available()) else None
-        return [part.strip() for part in choice.split(",") if part.strip()]
+    @property
+    def _gpu_policy(self) -> GpuPolicy:
+        if self.env.gpu_policy is not None:
+            return self.env.gpu_policy
+        return GpuPolicy.from_settings(self.env)
 
     def _feeders(self, staged: StagedInputs) -> list[PipeFeeder]:
         feeders = []
@@ -413,3 +423,31 @@ class TrainingRunner:
             except Exception:
                 log.exception("closing the logs of %s failed", self.name)
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def gpu_plan(hosts: list[Host], backend: RuntimeBackend, policy: GpuPolicy, job_name: str) -> dict[str, list[str]]:
+    """GPU device ids of each host (emulator.gpus); raises GpuUnavailable when they are not here.
+
+    CPU-only jobs never ask the engine anything.
+    """
+    from emulator.instances import instance_type
+
+    types = [h.instance_type for h in hosts]
+    if not any(instance_type(t).accelerators for t in types):
+        return {}
+    devices = backend.gpu_devices() if hasattr(backend, "gpu_devices") else (
+        ["all"] if backend.gpus_available() else None)
+    plan = assign(types, devices, policy, what=f"training job {job_name}")
+    return {h.name: ids for h, ids in zip(hosts, plan) if ids}
+
+
+def check_gpus(resource_config: dict[str, Any], backend: RuntimeBackend, policy: GpuPolicy,
+               job_name: str) -> str | None:
+    """The ResourceLimitExceeded message when a job's GPUs cannot be had here; None when they can."""
+    from emulator.training.layout import plan_hosts
+
+    try:
+        gpu_plan(plan_hosts(resource_config), backend, policy, job_name)
+    except GpuUnavailable as exc:
+        return exc.limit_message(USAGE_TRAINING)
+    return None

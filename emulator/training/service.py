@@ -25,13 +25,19 @@ from collections.abc import Callable
 from typing import Any
 
 from emulator.context import CallContext
-from emulator.errors import ValidationException, resource_not_found_job, training_job_exists
+from emulator.errors import (
+    ResourceLimitExceeded,
+    ValidationException,
+    resource_not_found_job,
+    training_job_exists,
+)
+from emulator.gpus import GpuPolicy
 from emulator.runtime.spec import RuntimeBackend, RuntimeError_
 from emulator.training import lifecycle
 from emulator.training.artifacts import model_artifacts_uri
 from emulator.training.containers import KIND
 from emulator.training.knobs import parse_knobs
-from emulator.training.runner import SHUTDOWN_REASON, RunnerEnv, TrainingRunner
+from emulator.training.runner import SHUTDOWN_REASON, RunnerEnv, TrainingRunner, check_gpus
 from emulator.training.validation import validate_create_request
 
 log = logging.getLogger(__name__)
@@ -83,6 +89,7 @@ class TrainingService:
                                  ctx.arn("training-job", request["TrainingJobName"]))
         tags = request.get("Tags") or []
         knobs = parse_knobs(tags, bool(request.get("EnableManagedSpotTraining")))
+        self._check_gpus(request)
         name = request["TrainingJobName"]
         arn = ctx.arn("training-job", name)
         now = time.time()
@@ -97,6 +104,7 @@ class TrainingService:
             s3_client=self.platform.role_s3_client(request["RoleArn"], ctx, self._s3_client),
             region=ctx.region, home_id=self.home_id, backend=self.backend,
             resource_limits=self.platform.settings.resource_limits, gpus=self.platform.settings.gpus,
+            gpu_policy=GpuPolicy.from_settings(self.platform.settings),
             stop_grace_seconds=self.stop_grace_seconds, checkpoint_sync_seconds=self.checkpoint_sync_seconds,
             restart_delay_seconds=self.restart_delay_seconds, resolve_image=self.resolve_image,
             extra_environment=self.container_environment,
@@ -106,6 +114,21 @@ class TrainingService:
             self._runners[name.lower()] = runner
         runner.start()
         return {"TrainingJobArn": arn}
+
+    def _check_gpus(self, request: dict[str, Any]) -> None:
+        """ResourceLimitExceeded now, as AWS answers, when the job's GPUs cannot be had here.
+
+        Only GPU/accelerator instance types ask the engine; an engine that cannot be reached
+        now is left to fail the job with its own reason.
+        """
+        try:
+            message = check_gpus(request["ResourceConfig"], self.backend(),
+                                 GpuPolicy.from_settings(self.platform.settings), request["TrainingJobName"])
+        except RuntimeError_ as exc:
+            log.warning("could not check the GPUs of %s at create: %s", request["TrainingJobName"], exc)
+            return
+        if message:
+            raise ResourceLimitExceeded(message)
 
     def describe_training_job(self, request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """The job's record, which is its DescribeTrainingJob answer."""
