@@ -13,7 +13,7 @@ import http.client
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +98,8 @@ class Fleet:
         self.home_id = home_label(home)
         self.resource_limits = resource_limits
         self.stop_grace = stop_grace
+        self.aws_environment: Callable[[str | None], dict[str, str]] = lambda _role: {}
+        """Credentials endpoint and AWS endpoints for a container running as a role (set by the service)."""
 
     # -- launching ---------------------------------------------------------------------
 
@@ -124,6 +126,11 @@ class Fleet:
                 reason = getattr(exc, "reason", None)
                 raise LaunchFailed(reason("hosting", variant=variant.name) if reason else str(exc)) from exc
         return resolved
+
+    def _environment(self, variant: VariantPlan, container: ContainerPlan) -> dict[str, str]:
+        """The model's own variables over the role's AWS variables (none when network-isolated)."""
+        aws = {} if variant.network_isolation else self.aws_environment(variant.execution_role_arn)
+        return {**aws, **container.environment}
 
     def _spec(
         self,
@@ -169,7 +176,7 @@ class Fleet:
             name=f"smemu-ep-{endpoint}-{variant.name}-{instance_id}-{container.hostname}"[:200],
             image=image,
             command=["serve"],
-            environment=dict(container.environment),
+            environment=self._environment(variant, container),
             hostname=None if variant.mode == SINGLE else container.hostname,
             folders=folders,
             memory_bytes=memory if self.resource_limits or variant.is_serverless else None,

@@ -64,6 +64,8 @@ class VariantPlan:
     containers: tuple[ContainerPlan, ...]
     network_isolation: bool = False
     serverless: dict[str, Any] | None = None
+    execution_role_arn: str | None = None
+    """The model's role: its containers get that role's credentials (emulator/credentials.py)."""
     startup_timeout: float = 600.0
     download_timeout: float = 600.0
 
@@ -178,6 +180,7 @@ def build_plan(
                 containers=containers,
                 network_isolation=bool(model.get("EnableNetworkIsolation")),
                 serverless=dict(serverless) if serverless else None,
+                execution_role_arn=model.get("ExecutionRoleArn"),
                 startup_timeout=float(
                     variant.get("ContainerStartupHealthCheckTimeoutInSeconds") or default_startup_timeout
                 ),

@@ -93,6 +93,9 @@ class HostingService(ModelOperations):
             stop_grace=grace,
         )
         self.fleet.settings = settings  # image policy: emulator/images.py
+        container_environment = getattr(platform, "container_environment", None)
+        if container_environment is not None:
+            self.fleet.aws_environment = container_environment
         timeout = settings.invocation_timeout_seconds
         self.deployer = Deployer(
             self.store,

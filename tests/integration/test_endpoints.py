@@ -353,3 +353,18 @@ def test_response_streaming_and_async_inference(
     with pytest.raises(ClientError) as realtime_on_async:
         runtime_client.invoke_endpoint(EndpointName=async_ep, Body=b"{}")
     assert _code(realtime_on_async) == ("ValidationError", 400)
+
+
+def test_endpoint_containers_get_their_role_credentials_endpoint(
+    endpoints: Endpoints, runtime_client: Any, emulator: Any
+) -> None:
+    """Like training containers, serving containers get the model role's credentials endpoint."""
+    if emulator.platform.gateway_url is None:
+        pytest.fail("the container gateway did not start; containers cannot reach the emulator")
+    name = endpoints.endpoint(endpoints.config(("AllTraffic", endpoints.model("creds"), 1.0, 1)))
+    answer = runtime_client.invoke_endpoint(EndpointName=name, Body=b'{"env": true}',
+                                            ContentType="application/json")
+    env = json.loads(answer["Body"].read())["env"]
+    assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"].startswith("http://169.254.170.2:")
+    assert env["AWS_ENDPOINT_URL"].startswith("http://169.254.170.2:")
+    assert env.get("AWS_ACCESS_KEY_ID") is None, "the host's credentials never reach a container"
