@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +36,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings.with_overrides(
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
-        home=getattr(args, "home", None),
+        home=Path(args.home).expanduser() if getattr(args, "home", None) else None,
     )
 
 

@@ -50,13 +50,13 @@ def check_base_image(client: object | None, settings: Settings) -> Check:
     return Check("base image", True, f"{settings.base_image} {image.short_id}")
 
 
-def check_nvidia(client: object | None) -> Check:
-    """The NVIDIA runtime is registered with the engine (only needed for GPU instance types)."""
+def check_nvidia(client: object | None, runtime: str = "nvidia") -> Check:
+    """The GPU runtime (SMEMU_GPU_RUNTIME) is registered with the engine (only for GPU types)."""
     if client is None:
         return Check("nvidia runtime", False, "engine not reachable")
     runtimes = client.info().get("Runtimes", {})  # type: ignore[attr-defined]
-    if "nvidia" in runtimes:
-        return Check("nvidia runtime", True, "registered")
+    if runtime == "default" or runtime in runtimes:
+        return Check("nvidia runtime", True, f"runtime {runtime!r} registered")
     return Check(
         "nvidia runtime", True,
         "not registered: GPU instance types (ml.g*, ml.p*) will be refused; CPU types work",
@@ -92,6 +92,6 @@ def run_checks(settings: Settings) -> list[Check]:
         engine,
         check_base_image(client, settings),
         check_registry(),
-        check_nvidia(client),
+        check_nvidia(client, settings.gpu_runtime),
         check_s3(settings),
     ]

@@ -99,3 +99,21 @@ def test_state_written_only_when_changed_survives_a_kill(serve: ServeProcess, tm
     serve.start()
     buckets = [b["Name"] for b in make_client("s3", serve.url).list_buckets()["Buckets"]]
     assert "survives-kill" in buckets
+
+
+def test_up_starts_in_the_background_and_down_stops_it(tmp_path: Path) -> None:
+    """`smemu up` (what scripts/setup ends with) leaves the emulator answering; `down` stops it."""
+    port = free_port()
+    up = subprocess.run([sys.executable, "-m", "emulator.cli", "up", "--home", str(tmp_path), "--port", str(port)],
+                        capture_output=True, text=True, timeout=120)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"export AWS_ENDPOINT_URL=http://localhost:{port}" in up.stdout
+        url = f"http://127.0.0.1:{port}"
+        assert make_client("sagemaker", url).list_training_jobs()["TrainingJobSummaries"] == []
+    finally:
+        down = subprocess.run([sys.executable, "-m", "emulator.cli", "down", "--home", str(tmp_path)],
+                              capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "stopped sagemaker-emulator" in down.stdout
+    assert not (tmp_path / "smemu.pid").exists()
