@@ -55,7 +55,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "s3_backend" not in metafunc.fixturenames:
         return
     backends = _s3_backends()
-    if not _S3_FIXTURES & set(metafunc.fixturenames):
+    if not _S3_FIXTURES & set(metafunc.fixturenames) or metafunc.definition.get_closest_marker("one_store"):
         backends = backends[:1]
     metafunc.parametrize("s3_backend", backends, indirect=True, scope="session")
 

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.docker
 pytest_plugins = ["tests.integration.test_training_helpers"]
 
 
+@pytest.mark.one_store
 def test_smemu_logs_prints_a_training_jobs_output(sagemaker_client: Any, role_arn: str, training_image: str,
                                                   bucket: str, emulator_settings: Settings) -> None:
     name = unique_name("train-logs")

@@ -18,6 +18,7 @@ pytest.importorskip("sagemaker", reason="the SageMaker SDK is a test dependency 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.one_store  # the SDK flow, not the store, is under test; deploy alone waits 30 s
 def test_estimator_fit_deploy_predict(
     endpoint_url: str, role_arn: str, bucket: str, s3_client: Any, sagemaker_client: Any, tmp_path: Path
 ) -> None:
