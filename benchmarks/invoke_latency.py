@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import free_port, make_client
+from tests.conftest import create_sagemaker_role, free_port, make_client
 from tests.integration.sample_images import build_sample_image
 
 BODY = b'{"features": [1.0, 2.0, 3.0]}'
@@ -160,7 +160,7 @@ def main() -> int:
         sm.create_model(
             ModelName=endpoint,
             PrimaryContainer={"Image": image},
-            ExecutionRoleArn="arn:aws:iam::123456789012:role/Bench",
+            ExecutionRoleArn=create_sagemaker_role(url),
         )
         sm.create_endpoint_config(
             EndpointConfigName=endpoint,

@@ -34,13 +34,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import docker
 from botocore.exceptions import BotoCoreError, ClientError
 
-import docker
-from tests.conftest import free_port, make_client
+from tests.conftest import create_sagemaker_role, free_port, make_client
 from tests.integration.sample_images import build_sample_image
-
-ROLE = "arn:aws:iam::123456789012:role/Bench"
 
 
 def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
@@ -58,10 +56,10 @@ def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("smemu serve did not answer within 60 s")
 
 
-def run_job(sm: Any, name: str, image: str, bucket: str, **members: Any) -> tuple[float, dict[str, Any]]:
+def run_job(sm: Any, name: str, image: str, bucket: str, role: str, **members: Any) -> tuple[float, dict[str, Any]]:
     started = time.perf_counter()
     sm.create_training_job(
-        TrainingJobName=name, RoleArn=ROLE,
+        TrainingJobName=name, RoleArn=role,
         AlgorithmSpecification={"TrainingImage": image, "TrainingInputMode": "File", "ContainerEntrypoint": ["true"]},
         OutputDataConfig={"S3OutputPath": f"s3://{bucket}/out"},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1}, **members)
@@ -101,8 +99,9 @@ def main() -> None:
     try:
         sm, s3 = make_client("sagemaker", url), make_client("s3", url)
         s3.create_bucket(Bucket="bench")
+        role = create_sagemaker_role(url)
         bare = [bare_container(client, image) for _ in range(args.jobs)]
-        jobs = [run_job(sm, f"noop-{i}", image, "bench") for i in range(args.jobs)]
+        jobs = [run_job(sm, f"noop-{i}", image, "bench", role) for i in range(args.jobs)]
         assert all(job["TrainingJobStatus"] == "Completed" for _, job in jobs), jobs[-1][1].get("FailureReason")
         job_p50, bare_p50 = statistics.median(t for t, _ in jobs), statistics.median(bare)
         print(f"no-op trainer: job {job_p50:.3f} s (p50 of {args.jobs}), bare container {bare_p50:.3f} s, "
@@ -120,7 +119,7 @@ def main() -> None:
             started = time.perf_counter()
             s3.download_file("bench", "big/blob.bin", str(Path(scratch) / "plain"))
             plain = time.perf_counter() - started
-        _, job = run_job(sm, "staging", image, "bench", InputDataConfig=[{
+        _, job = run_job(sm, "staging", image, "bench", role, InputDataConfig=[{
             "ChannelName": "train",
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bench/big/"}}}])
         staged = phase_seconds(job, "Downloading")
