@@ -69,9 +69,9 @@ def _status(url: str, method: str = "GET") -> int:
 
 @pytest.fixture(scope="module", autouse=True)
 def wired(endpoint_url: str, emulator_settings: Settings) -> Iterator[None]:
-    """Skip the module until the lead has wired the ECR/IAM/credentials pieces in.
+    """Fail at once, naming the piece, when the ECR, IAM or credentials routes are not served.
 
-    Afterwards, stop the registry if this session's emulator (or its ``smemu ecr push``) started it.
+    Afterwards, stop the registry if the test session's emulator (or its ``smemu ecr push``) started it.
     """
     missing = []
     if _status(f"{endpoint_url}/_smemu/credentials") != 401:
@@ -81,8 +81,7 @@ def wired(endpoint_url: str, emulator_settings: Settings) -> Iterator[None]:
     if "ecr" not in subprocess.run([sys.executable, "-m", "emulator.cli", "--help"], capture_output=True,
                                    text=True, cwd=REPO_ROOT, check=False).stdout:
         missing.append("`smemu ecr` (cli_ecr.register in cli.py)")
-    if missing:
-        pytest.skip("not wired yet: " + ", ".join(missing))
+    assert not missing, "not served: " + ", ".join(missing)
     yield
     from emulator.registry import get_registry
 
