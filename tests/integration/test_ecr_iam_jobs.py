@@ -23,7 +23,6 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +179,6 @@ def test_nonexistent_role_and_role_without_sagemaker_trust(
 @pytest.fixture(scope="module")
 def strict_endpoint(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second emulator, same process (so the same moto state), with SMEMU_IAM_ENFORCE on."""
-    if "iam_enforce" not in {f.name for f in fields(Settings)}:
-        pytest.skip("Settings has no iam_enforce field yet (SMEMU_IAM_ENFORCE)")
     from emulator.server import EmulatorServer
 
     settings = emulator_settings.with_overrides(port=free_port(), home=tmp_path_factory.mktemp("strict-home"),
