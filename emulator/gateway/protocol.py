@@ -29,7 +29,6 @@ import enum
 import functools
 import json
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +39,6 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.utils import parse_timestamp
 
 from emulator.errors import (
-    ServiceError,
     UnknownOperationException,
     ValidationError,
     ValidationException,
@@ -52,11 +50,7 @@ from emulator.gateway.validation import (
     validate,
     validation_message,
 )
-
-JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
-"""Content-Type of every AWS JSON 1.1 answer, errors included."""
-REST_JSON_CONTENT_TYPE = "application/json"
-"""Content-Type of rest-json error bodies and JSON payloads."""
+from emulator.gateway.wire_errors import JSON_CONTENT_TYPE, REST_JSON_CONTENT_TYPE, error_response
 
 
 @functools.cache
@@ -416,36 +410,6 @@ class RestJsonProtocol:
             if not any(header.lower() == "content-type" for header, _ in headers):
                 headers.append(("Content-Type", REST_JSON_CONTENT_TYPE))
         return plan.status, headers, body
-
-
-# -- errors ---------------------------------------------------------------------------------
-
-
-def error_response(
-    err: ServiceError, protocol: str, request_id: str | None = None
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    """``(status, headers, body)`` of an error in ``protocol`` (``"json"`` or ``"rest-json"``).
-
-    Both carry ``x-amzn-RequestId`` (a fresh one when ``request_id`` is None) and
-    ``x-amzn-ErrorType``, which botocore's rest-json parser reads before the body. JSON 1.1
-    bodies are ``{"__type", "message"}``; rest-json bodies use the error shape's member names
-    (``Message``, ``OriginalStatusCode``, ...) as AWS's runtime does, so botocore copies the
-    modelled members of ModelError into ``e.response``.
-    """
-    if protocol == "json":
-        body: dict[str, Any] = err.to_body()
-        content_type = JSON_CONTENT_TYPE
-    elif protocol == "rest-json":
-        body = {"__type": err.code, **err.members()}
-        content_type = REST_JSON_CONTENT_TYPE
-    else:
-        raise ValueError(f"unknown protocol {protocol!r}; expected 'json' or 'rest-json'")
-    headers = [
-        ("Content-Type", content_type),
-        ("x-amzn-RequestId", request_id or str(uuid.uuid4())),
-        ("x-amzn-ErrorType", err.code),
-    ]
-    return err.status, headers, _dumps(body)
 
 
 __all__ = [

@@ -17,7 +17,6 @@ from typing import Any
 from emulator.context import CallContext
 from emulator.errors import ModelError, ValidationError
 from emulator.hosting.container_http import ContainerResponse, ContainerUnreachable
-from emulator.hosting.logs import log_group_arn
 from emulator.hosting.routing import (
     ContainerTarget,
     EndpointRoute,
@@ -25,6 +24,7 @@ from emulator.hosting.routing import (
     RoutingTable,
     VariantRoute,
 )
+from emulator.hosting.runtime_errors import broken_error, log_group_arn, model_error, not_found, timeout_error
 from emulator.hosting.validation import DIRECT, SERIAL
 
 MAX_PAYLOAD = 6 * 1024 * 1024
@@ -84,58 +84,6 @@ class Invocation:
         if self.target_model:
             headers["X-Amzn-SageMaker-Target-Model"] = self.target_model
         return headers
-
-
-def not_found(name: str, ctx: CallContext) -> ValidationError:
-    """The runtime's answer for an endpoint that does not exist (or is not serving)."""
-    return ValidationError(f"Endpoint {name} of account {ctx.account_id} not found.")
-
-
-def model_error(route: EndpointRoute, who: str, status: int, body: bytes, ctx: CallContext) -> ModelError:
-    """SageMaker's ModelError for a container that answered ``status`` (research §2.4)."""
-    text = body.decode("utf-8", "replace")
-    kind = "client" if 400 <= status < 500 else "server"
-    return ModelError(
-        f'Received {kind} error ({status}) from {who} with message "{text[:4096]}". See {_logs_url(route, ctx)} '
-        f"in account {ctx.account_id} for more information.",
-        original_status_code=status,
-        original_message=text,
-        log_stream_arn=log_group_arn(ctx.region, ctx.account_id, route.name),
-    )
-
-
-def timeout_error(route: EndpointRoute, who: str, timeout: float, ctx: CallContext) -> ModelError:
-    """The 60 s invocation timeout (OriginalStatusCode 0, as AWS reports it)."""
-    text = (
-        f"Your invocation timed out while waiting for a response from container {who}. Review the latency "
-        "metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
-    )
-    return ModelError(
-        f'Received server error (0) from {who} with message "{text}". See {_logs_url(route, ctx)} in account '
-        f"{ctx.account_id} for more information.",
-        original_status_code=0,
-        original_message=text,
-        log_stream_arn=log_group_arn(ctx.region, ctx.account_id, route.name),
-    )
-
-
-def broken_error(route: EndpointRoute, who: str, detail: str, ctx: CallContext) -> ModelError:
-    """The container closed the connection (or crashed) without a complete answer."""
-    return ModelError(
-        f"Received server error (500) from {who} and could not load the entire response body ({detail}). "
-        f"See {_logs_url(route, ctx)} in account {ctx.account_id} for more information.",
-        original_status_code=500,
-        original_message=detail,
-        log_stream_arn=log_group_arn(ctx.region, ctx.account_id, route.name),
-    )
-
-
-def _logs_url(route: EndpointRoute, ctx: CallContext) -> str:
-    region = ctx.region
-    return (
-        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
-        f"#logEventViewer:group=/aws/sagemaker/Endpoints/{route.name}"
-    )
 
 
 def choose_variant(route: EndpointRoute, target_variant: str | None) -> VariantRoute:

@@ -22,16 +22,6 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.25
 
 
-def log_group(endpoint_name: str) -> str:
-    """The endpoint's CloudWatch log group."""
-    return f"/aws/sagemaker/Endpoints/{endpoint_name}"
-
-
-def log_group_arn(region: str, account_id: str, endpoint_name: str) -> str:
-    """What ModelError's LogStreamArn carries (the group's ARN, as AWS sends it)."""
-    return f"arn:aws:logs:{region}:{account_id}:log-group:{log_group(endpoint_name)}"
-
-
 def stream_name(variant: str, instance_id: str, hostname: str | None = None) -> str:
     """``<variant>/<instance id>`` or, for a container of a multi-container model, with ``/<hostname>``."""
     return f"{variant}/{instance_id}" + (f"/{hostname}" if hostname else "")

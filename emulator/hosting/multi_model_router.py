@@ -26,7 +26,7 @@ from typing import Any
 from emulator.context import CallContext
 from emulator.errors import InternalFailure, ModelNotReadyException, ServiceError, ValidationError
 from emulator.hosting.container_http import ContainerResponse, ContainerUnreachable
-from emulator.hosting.invoke import MAX_PAYLOAD, Invocation, broken_error, model_error, timeout_error
+from emulator.hosting.invoke import MAX_PAYLOAD, Invocation
 from emulator.hosting.model_loader import (
     ContainerFailed,
     InstanceModels,
@@ -39,6 +39,7 @@ from emulator.hosting.model_loader import (
 from emulator.hosting.multi_model import CacheStats, target_problem
 from emulator.hosting.multi_model_metrics import Gauge, MetricsPublisher
 from emulator.hosting.routing import EndpointRoute, InstanceRoute, RoutingTable, VariantRoute
+from emulator.hosting.runtime_errors import broken_error, model_error, timeout_error
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from emulator.hosting.capture import CaptureWriter
 from emulator.hosting.container_http import ConnectionPool
 from emulator.hosting.deployment import Deployment, EndpointState
 from emulator.hosting.fleet import RunningInstance
-from emulator.hosting.logs import LogShipper, last_event_seconds, log_group, stream_name
+from emulator.hosting.logs import LogShipper, last_event_seconds, stream_name
 from emulator.hosting.plan import VariantPlan
 from emulator.hosting.routing import ContainerTarget, EndpointRoute, InstanceRoute, VariantRoute
+from emulator.hosting.runtime_errors import log_group
 from emulator.hosting.validation import SINGLE
 
 

@@ -23,17 +23,9 @@ from emulator.context import CallContext
 from emulator.errors import ModelStreamError, ValidationError
 from emulator.eventstream import payload_part_frame, stream_error_frame
 from emulator.hosting.container_http import ContainerUnreachable, open_stream
-from emulator.hosting.invoke import (
-    MAX_PAYLOAD,
-    Invocation,
-    Invoker,
-    broken_error,
-    check_hostname,
-    choose_variant,
-    model_error,
-    timeout_error,
-)
+from emulator.hosting.invoke import MAX_PAYLOAD, Invocation, Invoker, check_hostname, choose_variant
 from emulator.hosting.routing import ContainerTarget, EndpointRoute
+from emulator.hosting.runtime_errors import broken_error, model_error, timeout_error
 from emulator.hosting.validation import DIRECT, SERIAL
 
 STREAM_PATH = "/invocations-response-stream"
