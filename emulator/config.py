@@ -59,7 +59,20 @@ class Settings:
     base_image: str = DEFAULT_BASE_IMAGE
     """SMEMU_BASE_IMAGE: the offline base image that sample containers build from."""
     threads: int = 64
-    """SMEMU_THREADS: worker threads of the WSGI server (long invocations hold one each)."""
+    """SMEMU_THREADS: worker threads of the control process's WSGI server."""
+    edge_workers: int = field(default_factory=lambda: default_edge_workers())
+    """SMEMU_EDGE_WORKERS: front processes serving the edge port (default: one per CPU, at most 8).
+    0 serves the edge from the control process alone (no data plane of its own)."""
+    max_header_bytes: int = 64 * 1024
+    """SMEMU_MAX_HEADER_BYTES: request line and headers together at most (431 beyond)."""
+    max_request_bytes: int = 32 * 1024 * 1024
+    """SMEMU_MAX_REQUEST_BYTES: request body at most, S3 excepted (413 beyond; S3 takes 5 GiB, as AWS)."""
+    request_header_timeout_seconds: float = 30.0
+    """SMEMU_REQUEST_HEADER_TIMEOUT_SECONDS: a request's head must arrive within this (408 beyond)."""
+    request_body_timeout_seconds: float = 30.0
+    """SMEMU_REQUEST_BODY_TIMEOUT_SECONDS: longest pause while a request body arrives (408 beyond)."""
+    keepalive_timeout_seconds: float = 75.0
+    """SMEMU_KEEPALIVE_TIMEOUT_SECONDS: an idle client connection is closed after this."""
     container_host: str = "127.0.0.1"
     """SMEMU_CONTAINER_HOST: address on which published container ports are reached."""
     resource_limits: bool = True
@@ -122,6 +135,11 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
 
 
+def default_edge_workers() -> int:
+    """One front process per CPU, at most 8 (the edge's throughput follows the cores)."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``SMEMU_*`` variables (``os.environ`` by default)."""
     env = os.environ if environ is None else environ
@@ -143,6 +161,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_secret_key=text("S3_SECRET_KEY", defaults.s3_secret_key),
         base_image=text("BASE_IMAGE", defaults.base_image),
         threads=int(text("THREADS", str(defaults.threads))),
+        edge_workers=_non_negative(text("EDGE_WORKERS", str(defaults.edge_workers)), "SMEMU_EDGE_WORKERS"),
+        max_header_bytes=int(text("MAX_HEADER_BYTES", str(defaults.max_header_bytes))),
+        max_request_bytes=int(text("MAX_REQUEST_BYTES", str(defaults.max_request_bytes))),
+        request_header_timeout_seconds=float(
+            text("REQUEST_HEADER_TIMEOUT_SECONDS", str(defaults.request_header_timeout_seconds))),
+        request_body_timeout_seconds=float(
+            text("REQUEST_BODY_TIMEOUT_SECONDS", str(defaults.request_body_timeout_seconds))),
+        keepalive_timeout_seconds=float(text("KEEPALIVE_TIMEOUT_SECONDS", str(defaults.keepalive_timeout_seconds))),
         container_host=text("CONTAINER_HOST", defaults.container_host),
         resource_limits=parse_bool(env.get("SMEMU_RESOURCE_LIMITS"), True),
         gpus=_gpus(env.get("SMEMU_GPUS")),
@@ -167,6 +193,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mme_cache_models=int(env["SMEMU_MME_CACHE_MODELS"]) if env.get("SMEMU_MME_CACHE_MODELS") else None,
         mme_cache_bytes=int(env["SMEMU_MME_CACHE_BYTES"]) if env.get("SMEMU_MME_CACHE_BYTES") else None,
     )
+
+
+def _non_negative(value: str, name: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"{name} must be 0 or more (got {value!r})")
+    return number
 
 
 def _gpus(value: str | None) -> str | None:

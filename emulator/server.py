@@ -1,16 +1,24 @@
-"""Running the edge application: a multi-threaded production WSGI server (cheroot).
+"""Running the emulator: the control process's WSGI server (cheroot) and the edge's fronts.
 
 :class:`EmulatorServer` owns the whole process-level lifecycle: restore AWS state, build
 the platform, serve, and on stop save state and let services settle. ``smemu serve`` runs it
 in the foreground; tests and the pytest plugin run it in a thread.
+
+With ``SMEMU_EDGE_WORKERS`` above 0 (the default) the edge port belongs to the front processes
+(``emulator/edge``): they serve invocations themselves and forward everything else to the
+WSGI application, which then listens on a private Unix socket only they can reach. With 0
+the WSGI server listens on the edge port itself, as a single process.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from cheroot import wsgi
@@ -57,6 +65,38 @@ def with_own_routes(app: Any, platform: Platform) -> Any:
     return EcrMiddleware(CredentialsMiddleware(app, platform.credentials), mirror, platform.settings.region)
 
 
+class ForwardedClient:
+    """WSGI middleware for the private socket: the client's address as the fronts saw it.
+
+    Fronts send it in ``X-Smemu-Client`` (dropping any value a client sent); only fronts can
+    reach the private socket, so the header is trusted here and removed.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], port: Callable[[], int]) -> None:
+        self.app = app
+        self.port = port
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        client = environ.pop("HTTP_X_SMEMU_CLIENT", "")
+        address, _, port = client.rpartition(":")
+        environ["REMOTE_ADDR"] = address
+        environ["REMOTE_PORT"] = port
+        environ["SERVER_PORT"] = str(self.port())
+        return self.app(environ, start_response)
+
+
+def _private_socket_path(settings: Settings) -> Path:
+    """Where the control process listens for its fronts: a folder only this user can enter
+    (cheroot makes the socket itself world-writable), short enough for a Unix socket path."""
+    folder = settings.state_dir / "edge"
+    if len(str(folder / "control.sock")) < 100:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="smemu-edge-"))
+    return folder / "control.sock"
+
+
 class EmulatorServer:
     """The emulator on one port, startable in the foreground or in a background thread."""
 
@@ -65,34 +105,79 @@ class EmulatorServer:
         self.app, self.platform, self.snapshot = build_application(settings)
         self.wsgi_app = with_own_routes(self.app, self.platform)
         self._gateway: Any = None
+        self.supervisor: Any = None
+        self._sockets: list[socket.socket] = []
+        self._control_path: Path | None = None
+        if settings.edge_workers > 0:
+            self._control_path = _private_socket_path(settings)
+            bind: Any = str(self._control_path)
+            app: Any = ForwardedClient(self.wsgi_app, lambda: self.port)
+        else:
+            bind, app = (settings.host, settings.port), self.wsgi_app
         self._server = wsgi.Server(
-            (settings.host, settings.port),
-            self.wsgi_app,
+            bind,
+            app,
             numthreads=settings.threads,
             server_name="smemu",
             request_queue_size=128,
             timeout=75,
             shutdown_timeout=5,
         )
+        self._server.max_request_header_size = settings.max_header_bytes
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         """The bound port (useful when the settings asked for port 0)."""
+        if self._sockets:
+            return int(self._sockets[0].getsockname()[1])
         bound = self._server.bind_addr
         return int(bound[1]) if isinstance(bound, tuple) else self.settings.port
 
     def start(self) -> EmulatorServer:
-        """Bind, start services, and serve in a background thread; returns when accepting."""
-        self._server.prepare()
-        if self.settings.container_gateway:
-            self._start_gateway()
-        self.snapshot.start()
-        self.platform.start()
-        self._thread = threading.Thread(target=self._server.serve, name="smemu-edge", daemon=True)
-        self._thread.start()
-        _wait_until_accepting(self.settings.host, self.port, deadline=10.0)
+        """Bind, start services, and serve in a background thread; returns when accepting.
+
+        The edge port is bound first, so a port in use fails before anything starts; a later
+        failure stops whatever did start before it is raised.
+        """
+        if self.settings.edge_workers > 0:
+            from emulator.edge.sockets import bind_edge
+
+            self._sockets = bind_edge(self.settings.host, self.settings.port, self.settings.edge_workers)
+        try:
+            self._server.prepare()
+            if self.settings.edge_workers > 0:
+                self._start_fronts()
+            if self.settings.container_gateway:
+                self._start_gateway()
+            self.snapshot.start()
+            self.platform.start()
+            self._thread = threading.Thread(target=self._server.serve, name="smemu-edge", daemon=True)
+            self._thread.start()
+            _wait_until_accepting(self.settings.host, self.port, deadline=10.0)
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def _start_fronts(self) -> None:
+        """Start the front processes that serve the edge port (emulator/edge)."""
+        from emulator.edge.supervisor import EdgeSupervisor, invoke_header_rules
+
+        settings = self.settings
+        assert self._control_path is not None
+        self.supervisor = EdgeSupervisor(
+            settings.with_overrides(port=self.port),
+            self._sockets,
+            str(self._control_path),
+            settings.work_dir / "edge-spool",
+            invoke_header_rules(),
+        ).start()
+        self.platform.views["data-plane"] = self.supervisor.describe
+        for service in self.platform.services:
+            attach = getattr(service, "attach_data_plane", None)
+            if callable(attach):
+                attach(self.supervisor)
 
     def _start_gateway(self) -> None:
         """Serve the edge on 169.254.170.2 for containers; without it they get no credentials."""
@@ -119,10 +204,14 @@ class EmulatorServer:
     def stop(self) -> None:
         """Stop serving, save AWS state and stop the services' background work."""
         try:
+            if self.supervisor is not None:
+                self.supervisor.stop()  # fronts finish what they have in flight first
             self._server.stop()
             if self._gateway is not None:
                 self._gateway.stop()
         finally:
+            for sock in self._sockets:
+                sock.close()
             self.snapshot.stop()
             self.platform.stop()
 

@@ -139,6 +139,9 @@ class EdgeApplication:
             "aws_state": None if snapshot is None else {
                 "pending": snapshot.pending, "last_saved": snapshot.last_saved},
         }
+        data_plane = self.views.get("data-plane")
+        if data_plane is not None:
+            body["data_plane"] = data_plane("")
         return Response(json.dumps(body), status=200, headers={"Content-Type": "application/json"})
 
     def _context(self) -> CallContext:

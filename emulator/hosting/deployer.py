@@ -241,7 +241,7 @@ class Deployer:
 
     def _delete(self, state: EndpointState, route: EndpointRoute | None) -> None:
         if route is not None:
-            route.drain(self.timeouts.drain)
+            self.table.drain(route, self.timeouts.drain)
         self.fleet.remove_endpoint(state.name)
         for deployment in (state.active, state.pending):
             if deployment is not None:
@@ -318,7 +318,7 @@ class Deployer:
         """Let requests already on the old route finish, then stop the instances it used."""
         if route is not None:
             route.retired = True
-            if not route.drain(self.timeouts.drain):
+            if not self.table.drain(route, self.timeouts.drain):
                 log.warning(
                     "endpoint %s: requests still in flight after %s s", route.name, self.timeouts.drain
                 )

@@ -58,6 +58,8 @@ _CHUNK = 1 << 20
 
 EventSink = Callable[[str, float], None]
 """``(metric name, microseconds)``: ModelDownloadingTime, ModelLoadingTime, ModelUnloadingTime."""
+PlacementSink = Callable[[str, str, bool], None]
+"""``(TargetModel, model name, loaded)``: a cached model became loaded, or is about to be unloaded."""
 
 
 class LoadError(Exception):
@@ -125,6 +127,7 @@ class InstanceModels:
         background: Callable[[Callable[[], None]], None],
         on_event: EventSink | None = None,
         load_limit: float = LOAD_LIMIT,
+        on_placement: PlacementSink | None = None,
     ) -> None:
         self.instance_id = instance_id
         self.pool = pool
@@ -136,6 +139,8 @@ class InstanceModels:
         self.background = background
         """Runs a function soon in another thread (unloads the caller need not wait for)."""
         self.on_event = on_event
+        self.on_placement = on_placement if plan.caching else None
+        """Told when a model can be invoked without the platform (the data plane serves those)."""
         self.load_limit = load_limit
         self.location = S3Location.parse(plan.prefix)
         self.lock = threading.Lock()
@@ -223,6 +228,11 @@ class InstanceModels:
         with self.lock:
             if entry.ready:
                 entry.loaded = False
+        self._placed(entry, False)
+
+    def _placed(self, entry: CachedModel, loaded: bool) -> None:
+        if self.on_placement is not None:
+            self.on_placement(entry.target, entry.name, loaded)
 
     # -- loading --------------------------------------------------------------------------
 
@@ -261,6 +271,8 @@ class InstanceModels:
             if error is not None:
                 self.cache.stats.failures += 1
                 self.cache.discard(entry)
+        if error is None and entry.loaded:
+            self._placed(entry, True)
         waiter.finish(error)
 
     def _make_room_on_disk(self, entry: CachedModel) -> None:
@@ -348,6 +360,7 @@ class InstanceModels:
         """DELETE /models/<name> (when loaded), then optionally delete its folder; wakes waiters."""
         began = time.monotonic()
         if entry.loaded:
+            self._placed(entry, False)
             try:
                 response = self.pool.request(
                     "DELETE", f"/models/{entry.name}", b"", {TARGET_MODEL_HEADER: entry.target}, UNLOAD_TIMEOUT

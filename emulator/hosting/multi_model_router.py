@@ -26,6 +26,7 @@ from typing import Any
 from emulator.context import CallContext
 from emulator.errors import InternalFailure, ModelNotReadyException, ServiceError, ValidationError
 from emulator.hosting.container_http import ContainerResponse, ContainerUnreachable
+from emulator.hosting.data_plane import Placement
 from emulator.hosting.invoke import MAX_PAYLOAD, Invocation
 from emulator.hosting.model_loader import (
     ContainerFailed,
@@ -81,6 +82,10 @@ class MultiModelRouter:
         self._s3: Any = None
         self._s3_lock = threading.Lock()
         self._unloader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mme-unload")
+        self.placements: Callable[[Placement], None] | None = None
+        """Told when a cached model becomes invocable without the platform, or stops being so."""
+        self.catch_up: Callable[[], None] | None = None
+        """Applies the hits the data plane served so far (called before this router decides)."""
 
     # -- invoking ---------------------------------------------------------------------------
 
@@ -97,6 +102,8 @@ class MultiModelRouter:
         problem = target_problem(target)
         if problem is not None:
             raise ValidationError(f"TargetModel {target} {problem}.")
+        if self.catch_up is not None:
+            self.catch_up()
         models = self._choose(route, variant, target, ctx.region)
         headers = invocation.headers(invocation.content_type, invocation.accept)
         response: ContainerResponse | None = None
@@ -205,6 +212,10 @@ class MultiModelRouter:
             if self.metrics is not None:
                 self.metrics.record(region, endpoint, variant_name, metric, microseconds, "Microseconds")
 
+        def on_placement(target_model: str, model: str, loaded: bool) -> None:
+            if self.placements is not None:
+                self.placements(Placement(container_id, target_model, model, loaded))
+
         models = InstanceModels(
             instance.instance_id,
             target.pool,
@@ -214,6 +225,7 @@ class MultiModelRouter:
             self._shared_s3,
             self._background,
             on_event,
+            on_placement=on_placement,
         )
         self._models[container_id] = (route.name.lower(), variant.name, region, models)
         return models
@@ -262,6 +274,28 @@ class MultiModelRouter:
             self._unloader.submit(run)
         except RuntimeError:  # shutting down: do it here
             run()
+
+    def apply_hits(self, hits: list[tuple[str, str, int, float]]) -> None:
+        """Cache hits the data plane served: ``(container id, TargetModel, count, last used)``.
+
+        Counted as if served here (hits, the model's last use for LRU eviction, ModelCacheHit).
+        """
+        for container_id, target, count, when in hits:
+            with self._lock:
+                known = self._models.get(container_id)
+            if known is None:
+                continue
+            endpoint, variant, region, models = known
+            with models.lock:
+                entry = models.cache.get(target)
+                if entry is None:
+                    continue
+                entry.hits += count
+                models.cache.stats.hits += count
+                models.cache.touch(entry, max(when, entry.last_used))
+            if self.metrics is not None:
+                for _ in range(count):
+                    self.metrics.record(region, self._display_name(endpoint), variant, "ModelCacheHit", 1.0, "None")
 
     # -- observability ---------------------------------------------------------------------------
 

@@ -7,6 +7,12 @@ request sees either the old fleet or the new one, never half of each, and no loc
 taken to look a route up. Connections to containers are kept alive in a small pool per
 container (:mod:`.container_http`), so an invocation costs one HTTP exchange on loopback and
 no Docker API call.
+
+The table may have an observer (:class:`TableObserver`): the data plane's front processes,
+which serve invocations from their own copy of the table. ``publish`` and ``withdraw``
+return only once the observer has applied the change everywhere, and ``drain`` waits for
+requests in flight on a retired route there too, so a fleet is never stopped under a
+request that another process sent to it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from emulator.hosting.container_http import ConnectionPool
 from emulator.hosting.plan import VariantPlan
@@ -72,6 +78,9 @@ class VariantRoute:
         return instances[next(self._cursor) % len(instances)]
 
 
+_route_ids = itertools.count(1)
+
+
 class EndpointRoute:
     """One endpoint's variants, weights and in-flight request count."""
 
@@ -84,6 +93,8 @@ class EndpointRoute:
         capture: Any = None,
     ) -> None:
         self.name = name
+        self.id = next(_route_ids)
+        """Unique in this process: the data plane names the route it counts requests on by it."""
         self.variants = {v.name: v for v in variants}
         self.async_config = async_config
         self.capture = capture
@@ -136,11 +147,23 @@ class EndpointRoute:
         return [t.pool for v in self.variants.values() for i in v.instances for t in i.containers]
 
 
+class TableObserver(Protocol):
+    """Another reader of the table (the data plane), kept in step with every change."""
+
+    def table_changed(self, table: RoutingTable) -> None:
+        """Apply the table as it is now everywhere; returns once applied (or a deadline passed)."""
+
+    def drain(self, route: EndpointRoute, timeout: float) -> bool:
+        """Wait until no request is in flight on ``route`` outside this process; False on timeout."""
+
+
 class RoutingTable:
     """Endpoint name (case-insensitive, as SageMaker's names are) -> current route."""
 
     def __init__(self) -> None:
         self._routes: dict[str, EndpointRoute] = {}
+        self.observer: TableObserver | None = None
+        """Set by the server when front processes serve invocations from copies of this table."""
 
     def get(self, name: str) -> EndpointRoute | None:
         """The live route of an endpoint, or None."""
@@ -151,11 +174,32 @@ class RoutingTable:
         key = route.name.lower()
         previous = self._routes.get(key)
         self._routes[key] = route
+        self._changed()
         return previous
 
     def withdraw(self, name: str) -> EndpointRoute | None:
         """Stop routing to an endpoint; returns its last route."""
-        return self._routes.pop(name.lower(), None)
+        route = self._routes.pop(name.lower(), None)
+        if route is not None:
+            self._changed()
+        return route
+
+    def drain(self, route: EndpointRoute, timeout: float) -> bool:
+        """Wait until no request is in flight on a retired route, here and in the observer's
+        processes; False when ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        drained = True
+        if self.observer is not None:
+            drained = self.observer.drain(route, timeout)
+        return route.drain(max(0.0, deadline - time.monotonic())) and drained
+
+    def routes(self) -> list[EndpointRoute]:
+        """Every live route."""
+        return list(self._routes.values())
+
+    def _changed(self) -> None:
+        if self.observer is not None:
+            self.observer.table_changed(self)
 
     def names(self) -> list[str]:
         """Names of the endpoints being routed to."""

@@ -137,6 +137,16 @@ class HostingService(ModelOperations):
         if views is not None:
             views["endpoint-models"] = self.multi_models.describe
 
+    def attach_data_plane(self, plane: Any) -> None:
+        """Let the data plane's front processes serve invocations from copies of the routing
+        table (``emulator/edge/supervisor.py``): they get every change, multi-model placements,
+        and report the cache hits they serve."""
+        self.table.observer = plane
+        self.multi_models.placements = plane.placement
+        self.multi_models.catch_up = plane.catch_up
+        plane.on_hits = self.multi_models.apply_hits
+        plane.table_changed(self.table)
+
     def runtime(self, operation: str, request: Request, ctx: CallContext) -> Mapping[str, Any]:
         """The gateway's entry for sagemaker-runtime operations."""
         handler = self._runtime_operations.get(operation)

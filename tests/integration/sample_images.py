@@ -29,7 +29,7 @@ import docker.errors
 from docker.models.containers import Container
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "sample_containers"
-SAMPLE_NAMES = ("training", "serving", "multi_model", "processing")
+SAMPLE_NAMES = ("training", "serving", "multi_model", "processing", "asyncio_serving")
 DEFAULT_BASE_IMAGE = os.environ.get("SMEMU_BASE_IMAGE", "smemu-base/python:3.11")
 LABELS = {"smemu.kind": "sample"}
 TEST_LABELS = {"smemu.kind": "test"}
