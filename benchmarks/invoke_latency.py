@@ -131,7 +131,7 @@ def main() -> int:
             deploy(sm, names[kind], {"Image": images[kind]}, role)
         for kind in kinds:
             direct, edge = targets(port, published_port(names[kind]), names[kind])
-            results[kind] = repeated(args.repeats, lambda: measure(direct, edge, args))
+            results[kind] = repeated(args.repeats, lambda d=direct, e=edge: measure(d, e, args))
     finally:
         try:
             delete_endpoints(sm, list(names.values()))
