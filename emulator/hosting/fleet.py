@@ -20,6 +20,7 @@ from pathlib import Path
 from threading import Event
 from typing import Any
 
+from emulator.hosting.addresses import Reachability
 from emulator.hosting.multi_model import MODELS_PATH, instance_models_dir
 from emulator.hosting.plan import ContainerPlan, VariantPlan
 from emulator.hosting.validation import SINGLE
@@ -34,6 +35,10 @@ FAILURE_REASON_MAX = 1024
 STOP_GRACE_SECONDS = 30.0
 """SIGTERM, then SIGKILL 30 s later, as SageMaker stops hosting containers."""
 LAUNCH_FAILURE_GRACE = 1.0
+HEALTH_POLL_FIRST = 0.01
+HEALTH_POLL_MAX = 0.1
+"""A container is asked for /ping every 10 ms at first, backing off to every 100 ms: a fast
+container is InService within a few ms of its readiness, a slow one costs little."""
 """Containers of a fleet that failed (or was cancelled) while starting get 1 s, not 30 s."""
 
 
@@ -61,13 +66,20 @@ class Cancelled(Exception):
 
 @dataclass
 class RunningContainer:
-    """One started container and where its serving port is published."""
+    """One started container, where its serving port is published and where the emulator
+    reaches it (its own network address when this process can, see :mod:`.addresses`)."""
 
     container_id: str
     hostname: str
     port: int
     host: str = "127.0.0.1"
     published_port: int = 0
+    address: tuple[str, int] | None = None
+
+    @property
+    def reach(self) -> tuple[str, int]:
+        """The address invocations and health checks use."""
+        return self.address or (self.host, self.published_port)
 
 
 @dataclass
@@ -98,6 +110,7 @@ class Fleet:
         self.home_id = home_label(home)
         self.resource_limits = resource_limits
         self.stop_grace = stop_grace
+        self.addresses = Reachability()
         self.aws_environment: Callable[[str | None], dict[str, str]] = lambda _role: {}
         """Credentials endpoint and AWS endpoints for a container running as a role (set by the service)."""
 
@@ -267,8 +280,8 @@ class Fleet:
                     running = RunningContainer(container_id, container.hostname, container.port)
                     instance.containers.append(running)
                     try:
-                        running.host, running.published_port = self.backend.published_port(
-                            container_id, container.port
+                        (running.host, running.published_port), running.address = self.addresses.address(
+                            self.backend, container_id, container.port
                         )
                     except RuntimeError_ as exc:
                         # A container that already exited has no ports; the health check
@@ -296,7 +309,7 @@ class Fleet:
         pending = [_Pending(i, c, who_of(c)) for i in instances for c in i.containers]
         deadline = time.monotonic() + variant.startup_timeout
         next_liveness = 0.0
-        interval = 0.05
+        interval = HEALTH_POLL_FIRST
         while pending:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
@@ -305,10 +318,10 @@ class Fleet:
             if check_liveness:
                 next_liveness = now + 0.5
             for item in list(pending):
-                status = ping(item.container.host, item.container.published_port)
+                status = ping(*item.container.reach)
                 if status == 200 and item.container.hostname in lists_models:
                     # SageMaker also lists a multi-model container's models while bringing it up.
-                    status = ping(item.container.host, item.container.published_port, path="/models")
+                    status = ping(*item.container.reach, path="/models")
                     if status != 200:
                         status = f"GET /models answered {status}" if isinstance(status, int) else status
                 if status == 200:
@@ -337,7 +350,7 @@ class Fleet:
                     )
                 )
             time.sleep(interval)
-            interval = min(interval * 1.5, 0.5)
+            interval = min(interval * 1.2, HEALTH_POLL_MAX)
 
     def _exit_code(self, container_id: str) -> str:
         try:
@@ -381,9 +394,9 @@ class Fleet:
                 RunningInstance(labels["smemu.variant"], labels["smemu.instance"], deployment_id),
             )
             port = int(labels["smemu.port"])
-            host, published = self.backend.published_port(info.id, port)
+            (host, published), address = self.addresses.address(self.backend, info.id, port)
             instance.containers.append(
-                RunningContainer(info.id, labels["smemu.container"], port, host, published)
+                RunningContainer(info.id, labels["smemu.container"], port, host, published, address)
             )
         return list(instances.values())
 

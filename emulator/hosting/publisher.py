@@ -41,7 +41,7 @@ class RoutePublisher:
         for container in instance.containers:
             pool = self._pools.get(container.container_id)
             if pool is None:
-                pool = ConnectionPool(container.host, container.published_port)
+                pool = ConnectionPool(*container.reach)
                 self._pools[container.container_id] = pool
             stream = container_stream(variant, instance, container.hostname)
             targets.append(ContainerTarget(container.hostname, container.container_id, pool, stream))

@@ -278,6 +278,19 @@ class DockerBackend:
             raise RuntimeError_(f"container {container_id[:12]} does not publish port {port}")
         return bindings[0]["HostIp"] or "127.0.0.1", int(bindings[0]["HostPort"])
 
+    def network_address(self, container_id: str, port: int) -> tuple[str, int] | None:
+        """The container's own address for ``port`` (on its first network with one), or None.
+
+        Reaching it skips the engine's userland proxy of the published port; whether this
+        machine can reach it is for the caller to find out (emulator/hosting/addresses.py).
+        """
+        with _translated(f"inspecting container {container_id[:12]}"):
+            networks = self.client.api.inspect_container(container_id)["NetworkSettings"].get("Networks") or {}
+        for network in networks.values():
+            if network.get("IPAddress"):
+                return str(network["IPAddress"]), port
+        return None
+
     def wait(self, container_id: str, timeout: float | None = None) -> ContainerExit | None:
         """Block until the container exits (None after ``timeout`` seconds)."""
         try:
