@@ -12,6 +12,7 @@ Runs on uvloop when it is installed (a plain asyncio loop otherwise).
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import os
@@ -235,6 +236,7 @@ def main() -> int:
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     front = Front(loop, hello, channel_out)
+    gc.freeze()  # what was loaded to start never becomes garbage: keep it out of every collection
     try:
         loop.run_until_complete(front.run(hello["listen_fd"], channel_in))
     finally:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from emulator.context import CallContext
 from emulator.edge.connection import ClientConnection, Request, credential_scope
 from emulator.edge.table import FrontContainer, FrontRoute, FrontVariant
-from emulator.edge.upstream import UpstreamResponse
+from emulator.edge.upstream import ContainerPool, UpstreamResponse
 from emulator.errors import ServiceError
 from emulator.gateway.http_policy import refusal
 from emulator.gateway.wire_errors import error_response
@@ -132,10 +132,13 @@ class InvokeFastPath:
         if refusal(self.settings, "POST", url.decode("latin-1"), TextHeaders(headers)) is not None:
             return False
         container, path, who = found
-        payload = self._container_request(container, path, headers, body)
+        pool = container.pool
+        if pool is None or pool.closed:
+            pool = container.pool = self.front.pool(container.address)
+        payload = self._container_request(pool, path, headers, body)
         exchange = _Invocation(self, request, conn, route, variant, container, who)
         route.inflight += 1
-        self.front.pool(container.address).request(payload, self.timeout, MAX_PAYLOAD, exchange.done)
+        pool.request(payload, self.timeout, MAX_PAYLOAD, exchange.done)
         return True
 
     def _target(self, variant: FrontVariant, headers: dict[bytes, bytes]) -> tuple[FrontContainer, bytes, str] | None:
@@ -168,10 +171,9 @@ class InvokeFastPath:
         return None
 
     def _container_request(
-        self, container: FrontContainer, path: bytes, headers: dict[bytes, bytes], body: bytes
+        self, pool: ContainerPool, path: bytes, headers: dict[bytes, bytes], body: bytes
     ) -> bytes:
         """The request SageMaker sends a container: its headers, in one piece with the body."""
-        pool = self.front.pool(container.address)
         parts = [b"POST ", path, b" HTTP/1.1\r\nHost: ", pool.host_header, b"\r\nContent-Length: ",
                  str(len(body)).encode(), b"\r\n"]
         value = headers.get(b"content-type")

@@ -20,12 +20,14 @@ from emulator.hosting.data_plane import SERVE_MULTI_MODEL
 class FrontContainer:
     """One container of an instance and where the front reaches it."""
 
-    __slots__ = ("address", "container_id", "hostname")
+    __slots__ = ("address", "container_id", "hostname", "pool")
 
     def __init__(self, hostname: str, container_id: str, host: str, port: int) -> None:
         self.hostname = hostname
         self.container_id = container_id
         self.address = (host, port)
+        self.pool: Any = None
+        """The front's connection pool for ``address`` (set on first use)."""
 
 
 class FrontInstance:

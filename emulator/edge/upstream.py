@@ -179,9 +179,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.connection = self
         self.exchange = exchange
         self.reused = reused
-        self._reset()
-        assert self.transport is not None
-        self.transport.write(exchange.payload)
+        self.transport.write(exchange.payload)  # type: ignore[union-attr]
 
 
 class ContainerPool:
