@@ -127,6 +127,7 @@ def build_platform(settings: Settings) -> Platform:
     from emulator.search import SearchService
     from emulator.tags import TagService
     from emulator.training.service import TrainingService
+    from emulator.transform.service import TransformService
 
     platform = Platform(settings)
     training = TrainingService(platform)
@@ -134,6 +135,7 @@ def build_platform(settings: Settings) -> Platform:
     platform.add_service(training)
     platform.add_service(HostingService(platform))
     platform.add_service(ProcessingService(platform, platform.backend))
+    platform.add_service(TransformService(platform, platform.backend))
     platform.add_service(TagService(platform.store))
     platform.add_service(SearchService(platform.store))
     return platform
@@ -146,9 +148,9 @@ def service_classes() -> list[type]:
     from emulator.search import SearchService
     from emulator.tags import TagService
     from emulator.training.service import TrainingService
+    from emulator.transform.service import TransformService
 
-    return [TrainingService, HostingService, ProcessingService, TransformService, TuningService, TagService,
-            SearchService]
+    return [TrainingService, HostingService, ProcessingService, TransformService, TagService, SearchService]
 
 
 def _docker_backend() -> RuntimeBackend:
