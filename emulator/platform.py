@@ -128,6 +128,7 @@ def build_platform(settings: Settings) -> Platform:
     from emulator.tags import TagService
     from emulator.training.service import TrainingService
     from emulator.transform.service import TransformService
+    from emulator.tuning.service import TuningService
 
     platform = Platform(settings)
     training = TrainingService(platform)
@@ -136,6 +137,7 @@ def build_platform(settings: Settings) -> Platform:
     platform.add_service(HostingService(platform))
     platform.add_service(ProcessingService(platform, platform.backend))
     platform.add_service(TransformService(platform, platform.backend))
+    platform.add_service(TuningService(platform, training))
     platform.add_service(TagService(platform.store))
     platform.add_service(SearchService(platform.store))
     return platform
@@ -149,8 +151,10 @@ def service_classes() -> list[type]:
     from emulator.tags import TagService
     from emulator.training.service import TrainingService
     from emulator.transform.service import TransformService
+    from emulator.tuning.service import TuningService
 
-    return [TrainingService, HostingService, ProcessingService, TransformService, TagService, SearchService]
+    return [TrainingService, HostingService, ProcessingService, TransformService, TuningService, TagService,
+            SearchService]
 
 
 def _docker_backend() -> RuntimeBackend:
