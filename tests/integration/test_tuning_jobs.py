@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import unique_name
+from tests.integration.test_training_helpers import wait_log_line
 
 pytestmark = pytest.mark.docker
 pytest_plugins = ["tests.integration.test_training_helpers"]
@@ -66,6 +67,7 @@ def known(hyperparameters: dict[str, str]) -> float:
     return sum((float(hyperparameters[f"opt_{k}"]) - float(TARGETS[f"target_{k}"])) ** 2 for k in ("x", "y"))
 
 
+@pytest.mark.one_store
 def test_six_trainings_two_at_a_time_best_is_the_true_minimum(sagemaker_client: Any, bucket: str, role_arn: str,
                                                                training_image: str) -> None:
     name = unique_name("tune")[:32]
@@ -101,14 +103,19 @@ def test_six_trainings_two_at_a_time_best_is_the_true_minimum(sagemaker_client: 
     assert len(found) == 6
 
 
-def trainings_to_reach(sagemaker_client: Any, image: str, role_arn: str, bucket: str, strategy: str,
-                       seed: int) -> int:
-    """How many trainings a tuning job launched before its best objective reached the target."""
+def start_comparison_job(sagemaker_client: Any, image: str, role_arn: str, bucket: str, strategy: str,
+                         seed: int) -> str:
+    """A tuning job that ends once its best objective reaches the target (or after 20 trainings)."""
     name = f"cmp-{strategy[:3].lower()}-{seed}-{unique_name('')[1:9]}"
     sagemaker_client.create_hyper_parameter_tuning_job(**tuning_request(
-        name, image, role_arn, bucket, strategy, 24, 2, RandomSeed=seed,
+        name, image, role_arn, bucket, strategy, 20, 2, RandomSeed=seed,
         TuningJobCompletionCriteria={"TargetObjectiveMetricValue": 0.01}))
-    job = wait_tuning(sagemaker_client, name, timeout=300)
+    return name
+
+
+def trainings_to_reach(sagemaker_client: Any, name: str) -> int:
+    """How many trainings the tuning job launched before its best objective reached the target."""
+    job = wait_tuning(sagemaker_client, name, timeout=400)
     assert job["HyperParameterTuningJobStatus"] == "Completed", job.get("FailureReason")
     summaries = sorted(all_children(sagemaker_client, name), key=lambda s: s["CreationTime"])
     for number, summary in enumerate(summaries, 1):
@@ -117,17 +124,22 @@ def trainings_to_reach(sagemaker_client: Any, image: str, role_arn: str, bucket:
     return len(summaries) + 1  # not reached within the budget
 
 
+@pytest.mark.one_store
 def test_bayesian_reaches_the_optimum_in_fewer_trainings_than_random(sagemaker_client: Any, bucket: str,
                                                                      role_arn: str, training_image: str) -> None:
     seeds = (0, 1, 2)
-    bayesian = [trainings_to_reach(sagemaker_client, training_image, role_arn, bucket, "Bayesian", s) for s in seeds]
-    random = [trainings_to_reach(sagemaker_client, training_image, role_arn, bucket, "Random", s) for s in seeds]
+    jobs = {(strategy, seed): start_comparison_job(sagemaker_client, training_image, role_arn, bucket, strategy, seed)
+            for strategy in ("Bayesian", "Random") for seed in seeds}  # all six run at once
+    bayesian = [trainings_to_reach(sagemaker_client, jobs["Bayesian", s]) for s in seeds]
+    random = [trainings_to_reach(sagemaker_client, jobs["Random", s]) for s in seeds]
     print(f"trainings to reach objective <= 0.01: Bayesian {bayesian} (median {statistics.median(bayesian)}), "
           f"Random {random} (median {statistics.median(random)})")
     assert statistics.median(bayesian) < statistics.median(random)
 
 
-def test_stop_and_bad_definitions(sagemaker_client: Any, bucket: str, role_arn: str, training_image: str) -> None:
+@pytest.mark.one_store
+def test_stop_and_bad_definitions(sagemaker_client: Any, logs_client: Any, bucket: str, role_arn: str,
+                                  training_image: str) -> None:
     name = unique_name("tune-stop")[:32]
     request = tuning_request(name, training_image, role_arn, bucket, "Random", 4, 1)
     request["TrainingJobDefinition"]["StaticHyperParameters"]["sleep_seconds"] = "30"
@@ -135,6 +147,8 @@ def test_stop_and_bad_definitions(sagemaker_client: Any, bucket: str, role_arn: 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not all_children(sagemaker_client, name):
         time.sleep(0.2)
+    # the trainer handles SIGTERM once it runs (before that, a container's PID 1 ignores it)
+    wait_log_line(logs_client, all_children(sagemaker_client, name)[0]["TrainingJobName"], "heartbeat 1")
     sagemaker_client.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     job = wait_tuning(sagemaker_client, name, timeout=60)
     assert job["HyperParameterTuningJobStatus"] == "Stopped"
