@@ -62,7 +62,7 @@ STORED: frozenset[str] = frozenset(
         "ListPipelineParametersForExecution",
         # Notebook lifecycle configurations: scripts kept for notebooks (which are refused).
         "CreateNotebookInstanceLifecycleConfig", "DescribeNotebookInstanceLifecycleConfig",
-        "DeleteNotebookInstanceLifecycleConfig", "ListNotebookInstanceLifecycleConfigs",
+        "DeleteNotebookInstanceLifecycleConfig",
         # Tags and Search of resources the platform does not own (its own are executed).
         "AddTags", "ListTags", "DeleteTags", "Search",
     }
