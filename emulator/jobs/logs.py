@@ -13,12 +13,15 @@ Every line also goes through the job's metric regexes, when it has any.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Protocol
 
 from emulator import cloudwatch
+from emulator.runtime.spec import RuntimeBackend, RuntimeError_
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +113,21 @@ class JobLogs:
         self._stop.set()
         self._flusher.join(2.0)
         self.flush()
+
+
+
+def release(backend: RuntimeBackend, labels: dict[str, str], logs: JobLogs | None, work: Path, what: str) -> None:
+    """The end of any job: remove its containers, networks and volumes, finish its logs, delete its scratch.
+
+    Failures are logged, never raised, so the job still gets its terminal status.
+    """
+    try:
+        backend.remove_labelled(labels)
+    except RuntimeError_ as exc:
+        log.warning("removing the containers of %s failed: %s", what, exc)
+    if logs is not None:
+        try:
+            logs.close()
+        except Exception:
+            log.exception("closing the logs of %s failed", what)
+    shutil.rmtree(work, ignore_errors=True)

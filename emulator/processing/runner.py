@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from emulator.jobs import attempt as at
 from emulator.jobs import records as rec
 from emulator.jobs.channels import ChannelError
 from emulator.jobs.hosts import Host, numbered_hosts
-from emulator.jobs.logs import JobLogs, stream_for
+from emulator.jobs.logs import JobLogs, release, stream_for
 from emulator.processing import layout
 from emulator.processing.inputs import CONTINUOUS_UPLOAD_SECONDS, OutputUploader, output_folders, pipe_feeders, \
     stage_inputs
@@ -253,13 +252,4 @@ class ProcessingRunner:
         if self._released:
             return
         self._released = True
-        try:
-            self.env.backend.remove_labelled(self._labels)
-        except RuntimeError_ as exc:
-            log.warning("removing the containers of %s failed: %s", self.name, exc)
-        if self._logs is not None:
-            try:
-                self._logs.close()
-            except Exception:
-                log.exception("closing the logs of %s failed", self.name)
-        shutil.rmtree(self.work, ignore_errors=True)
+        release(self.env.backend, self._labels, self._logs, self.work, self.name)

@@ -18,7 +18,6 @@ with the container's output and the platform's lines about objects that failed.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from emulator.hosting.plan import ContainerPlan
 from emulator.images import MissingImage
 from emulator.jobs import records as rec
 from emulator.jobs.channels import ChannelError, DataObject, list_objects
-from emulator.jobs.logs import JobLogs, stream_for
+from emulator.jobs.logs import JobLogs, release, stream_for
 from emulator.runtime.spec import EngineUnavailable, ImageNotFound, RuntimeBackend, RuntimeError_
 from emulator.s3 import S3Location
 from emulator.transform import instances as inst
@@ -229,12 +228,4 @@ class TransformRunner:
         if self._released:
             return
         self._released = True
-        try:
-            self.env.backend.remove_labelled(inst.labels(self.name, self.env.home_id))
-        except RuntimeError_ as exc:
-            log.warning("removing the containers of %s failed: %s", self.name, exc)
-        try:
-            self._logs.close()
-        except Exception:
-            log.exception("closing the logs of %s failed", self.name)
-        shutil.rmtree(self.work, ignore_errors=True)
+        release(self.env.backend, inst.labels(self.name, self.env.home_id), self._logs, self.work, self.name)
