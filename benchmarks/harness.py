@@ -127,16 +127,28 @@ def published_port(endpoint: str, container_port: int = 8080) -> int:
     return int(container.ports[f"{container_port}/tcp"][0]["HostPort"])
 
 
-def connection(port: int) -> http.client.HTTPConnection:
-    """A kept-alive connection with TCP_NODELAY."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+def network_address(endpoint: str) -> str | None:
+    """The endpoint's (only) container's address on its Docker network, if it has one."""
+    import docker
+
+    container = docker.from_env().containers.list(filters={"label": f"smemu.name={endpoint}"})[0]
+    for network in (container.attrs["NetworkSettings"].get("Networks") or {}).values():
+        if network.get("IPAddress"):
+            return str(network["IPAddress"])
+    return None
+
+
+def connection(address: int | tuple[str, int]) -> http.client.HTTPConnection:
+    """A kept-alive connection with TCP_NODELAY to a loopback port or a ``(host, port)``."""
+    host, port = ("127.0.0.1", address) if isinstance(address, int) else address
+    conn = http.client.HTTPConnection(host, port, timeout=60)
     conn.connect()
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return conn
 
 
-Target = tuple[int, str, dict[str, str], bytes]
-"""``(port, path, headers, body)`` of one kind of request."""
+Target = tuple[Any, str, dict[str, str], bytes]
+"""``(loopback port or (host, port), path, headers, body)`` of one kind of request."""
 
 
 def call(conn: http.client.HTTPConnection, target: Target) -> bytes:

@@ -9,8 +9,10 @@ container (sample_containers/asyncio_serving, one asyncio event loop) and a thre
 and one kept-alive connection per client, it measures:
 
 * **latency at concurrency 1**: ``POST /endpoints/<name>/invocations`` on the edge port versus
-  ``POST /invocations`` on the container's published port; the difference is what the emulator
-  adds;
+  ``POST /invocations`` on the container's published port (what a user calls; on Docker it
+  passes through the engine's userland proxy); the difference is what the emulator adds. A
+  third row calls the container on its own network address (no proxy at all), the
+  container's bare ceiling, where this machine reaches it;
 * **throughput at concurrency N**: N client *processes* (so the client is not the ceiling), each
   with one kept-alive connection, for ``--seconds``; with every request's latency (p50, p99).
 
@@ -41,6 +43,7 @@ from benchmarks.harness import (
     describe_machine,
     load,
     machine,
+    network_address,
     percentile,
     published_port,
     repeated,
@@ -67,26 +70,24 @@ def targets(edge_port: int, container_port: int, endpoint: str) -> tuple[Target,
     return direct, edge
 
 
-def measure(direct: Target, edge: Target, args: argparse.Namespace) -> dict[str, float]:
-    """One round: latency and throughput, direct and through the emulator."""
-    lat_direct = series(direct, args.requests)
-    lat_edge = series(edge, args.requests)
-    rps_direct, load_direct = load(direct, args.concurrency, args.seconds)
-    rps_edge, load_edge = load(edge, args.concurrency, args.seconds)
-    return {
-        "direct_p50_ms": percentile(lat_direct, 0.50),
-        "direct_p99_ms": percentile(lat_direct, 0.99),
-        "emulator_p50_ms": percentile(lat_edge, 0.50),
-        "emulator_p99_ms": percentile(lat_edge, 0.99),
-        "added_p50_ms": percentile(lat_edge, 0.50) - percentile(lat_direct, 0.50),
-        "direct_rps": rps_direct,
-        "emulator_rps": rps_edge,
-        "throughput_ratio": rps_edge / rps_direct,
-        "direct_load_p50_ms": percentile(load_direct, 0.50),
-        "direct_load_p99_ms": percentile(load_direct, 0.99),
-        "emulator_load_p50_ms": percentile(load_edge, 0.50),
-        "emulator_load_p99_ms": percentile(load_edge, 0.99),
-    }
+def measure(paths: dict[str, Target], args: argparse.Namespace) -> dict[str, float]:
+    """One round: latency and throughput of each path (``direct``, ``emulator``, maybe ``network``)."""
+    row: dict[str, float] = {}
+    for label, target in paths.items():
+        latencies = series(target, args.requests)
+        rps, under_load = load(target, args.concurrency, args.seconds)
+        row.update({
+            f"{label}_p50_ms": percentile(latencies, 0.50),
+            f"{label}_p99_ms": percentile(latencies, 0.99),
+            f"{label}_rps": rps,
+            f"{label}_load_p50_ms": percentile(under_load, 0.50),
+            f"{label}_load_p99_ms": percentile(under_load, 0.99),
+        })
+    row["added_p50_ms"] = row["emulator_p50_ms"] - row["direct_p50_ms"]
+    row["throughput_ratio"] = row["emulator_rps"] / row["direct_rps"]
+    if "network_rps" in row:
+        row["throughput_ratio_network"] = row["emulator_rps"] / row["network_rps"]
+    return row
 
 
 def print_table(info: dict[str, Any], results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
@@ -97,11 +98,16 @@ def print_table(info: dict[str, Any], results: dict[str, dict[str, float]], args
               f"{'load p50':>10}{'load p99':>10}")
     print(header)
     for kind, row in results.items():
-        for label, key in (("direct", "direct"), ("emulator", "emulator")):
-            print(f"{kind:<10}{label:<10}{row[key + '_p50_ms']:>9.3f}{row[key + '_p99_ms']:>9.3f}"
-                  f"{row[key + '_rps']:>9.0f}{row[key + '_load_p50_ms']:>10.3f}{row[key + '_load_p99_ms']:>10.3f}")
+        for label in ("direct", "emulator", "network"):
+            if f"{label}_rps" in row:
+                print(f"{kind:<10}{label:<10}{row[label + '_p50_ms']:>9.3f}{row[label + '_p99_ms']:>9.3f}"
+                      f"{row[label + '_rps']:>9.0f}{row[label + '_load_p50_ms']:>10.3f}"
+                      f"{row[label + '_load_p99_ms']:>10.3f}")
         print(f"{kind:<10}{'ratio':<10}{'added p50 ' + format(row['added_p50_ms'], '+.3f') + ' ms':>18}"
-              f"{row['throughput_ratio']:>9.0%}")
+              f"{row['throughput_ratio']:>9.0%}  emulator / direct")
+        if "throughput_ratio_network" in row:
+            print(f"{'':<10}{'':<10}{'':>18}{row['throughput_ratio_network']:>9.0%}  emulator / network")
+    print("direct: the published port (through the engine's proxy); network: the container's own address")
     print("aims: fast container >= 80 % of direct throughput, added p50 < 0.5 ms")
 
 
@@ -112,6 +118,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="client processes in throughput runs")
     parser.add_argument("--repeats", type=int, default=3, help="rounds per configuration (medians are shown)")
     parser.add_argument("--containers", default="fast,threaded", help="which containers: fast, threaded")
+    parser.add_argument("--no-network", dest="network", action="store_false",
+                        help="skip the row that calls the container on its own network address")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
 
@@ -131,7 +139,11 @@ def main() -> int:
             deploy(sm, names[kind], {"Image": images[kind]}, role)
         for kind in kinds:
             direct, edge = targets(port, published_port(names[kind]), names[kind])
-            results[kind] = repeated(args.repeats, lambda d=direct, e=edge: measure(d, e, args))
+            paths = {"direct": direct, "emulator": edge}
+            address = network_address(names[kind])
+            if address is not None and args.network:
+                paths["network"] = ((address, 8080), *direct[1:])
+            results[kind] = repeated(args.repeats, lambda p=paths: measure(p, args))
     finally:
         try:
             delete_endpoints(sm, list(names.values()))
