@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING
 import httptools
 
 from emulator.edge.connection import ClientConnection, Request
+from emulator.edge.idle import IdleConnections
 from emulator.edge.limits import edge_error
 
 if TYPE_CHECKING:
@@ -196,8 +197,7 @@ class Forwarder:
         self.front = front
         self.loop = front.loop
         self.path = path
-        self.max_idle = max_idle
-        self._idle: list[ControlConnection] = []
+        self._idle: IdleConnections[ControlConnection] = IdleConnections(max_idle)
 
     def forward(self, request: Request, client: ClientConnection) -> None:
         """Hand ``request`` to the control process and relay its answer to ``client``."""
@@ -256,25 +256,16 @@ class Forwarder:
         return b"".join(lines)
 
     async def _connection(self, fresh: bool) -> tuple[ControlConnection, bool]:
-        idle = self._idle
-        while idle and not fresh:
-            connection = idle.pop()
-            if connection.transport is not None and not connection.transport.is_closing():
-                return connection, True
+        connection = None if fresh else self._idle.take()
+        if connection is not None:
+            return connection, True
         _transport, connection = await self.loop.create_unix_connection(lambda: ControlConnection(self), self.path)
         return connection, False
 
     def release(self, connection: ControlConnection) -> None:
         """A connection whose answer is complete and that may carry the next request."""
-        if len(self._idle) >= self.max_idle:
-            if connection.transport is not None:
-                connection.transport.close()
-            return
-        self._idle.append(connection)
+        self._idle.release(connection)
 
     def forget(self, connection: ControlConnection) -> None:
         """A connection that closed: never hand it out again."""
-        try:
-            self._idle.remove(connection)
-        except ValueError:
-            pass
+        self._idle.forget(connection)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import httptools
 
+from emulator.edge.idle import IdleConnections
 from emulator.hosting.container_http import ContainerUnreachable
 
 Done = Callable[["UpstreamResponse | None", "BaseException | None"], None]
@@ -189,10 +190,9 @@ class ContainerPool:
         self.loop = loop
         self.host = host
         self.port = port
-        self.max_idle = max_idle
         self.host_header = f"{host}:{port}".encode()
         """The Host header value requests to this container carry."""
-        self._idle: list[UpstreamConnection] = []
+        self._idle: IdleConnections[UpstreamConnection] = IdleConnections(max_idle)
         self.closed = False
 
     def request(self, payload: bytes, timeout: float, max_body: int, done: Done) -> None:
@@ -203,12 +203,10 @@ class ContainerPool:
 
     def send(self, exchange: _Exchange) -> None:
         """Put an exchange on an idle connection, or on a new one."""
-        idle = self._idle
-        while idle:
-            connection = idle.pop()
-            if connection.transport is not None and not connection.transport.is_closing():
-                connection.start(exchange, reused=True)
-                return
+        connection = self._idle.take()
+        if connection is not None:
+            connection.start(exchange, reused=True)
+            return
         self.loop.create_task(self._connect(exchange))
 
     async def _connect(self, exchange: _Exchange) -> None:
@@ -226,26 +224,16 @@ class ContainerPool:
 
     def release(self, connection: UpstreamConnection) -> None:
         """A connection whose exchange completed and that may be reused."""
-        if self.closed or len(self._idle) >= self.max_idle:
-            if connection.transport is not None:
-                connection.transport.close()
-            return
-        self._idle.append(connection)
+        self._idle.release(connection, keep=not self.closed)
 
     def forget(self, connection: UpstreamConnection) -> None:
         """A connection that closed: never hand it out again."""
-        try:
-            self._idle.remove(connection)
-        except ValueError:
-            pass
+        self._idle.forget(connection)
 
     def close(self) -> None:
         """The container left the table: close idle connections and keep none from now on."""
         self.closed = True
-        while self._idle:
-            connection = self._idle.pop()
-            if connection.transport is not None:
-                connection.transport.close()
+        self._idle.close()
 
 
 def _expire(exchange: _Exchange) -> None:

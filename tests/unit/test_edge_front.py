@@ -111,7 +111,7 @@ class Harness:
             if address not in self.upstreams:
                 upstream, transport = UpstreamConnection(pool), FakeTransport()
                 upstream.connection_made(transport)  # type: ignore[arg-type]
-                pool._idle.append(upstream)
+                pool.release(upstream)
                 self.upstreams[address] = (upstream, transport)
 
     def invoke(self, name: str = "ep", body: bytes = b'{"x": 1}', headers: dict[str, str] | None = None,
