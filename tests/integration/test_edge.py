@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
-import docker
 from emulator.config import load_settings
 from emulator.hosting.multi_model import model_name
 from emulator.server import EmulatorServer
