@@ -14,6 +14,7 @@ about once a second), so the hot path sets no timer per request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import tempfile
 from collections import deque
@@ -25,6 +26,8 @@ from emulator.edge.limits import S3_MAX_OBJECT_BYTES, edge_error, s3_entity_too_
 
 if TYPE_CHECKING:
     from emulator.edge.front import Front
+
+log = logging.getLogger(__name__)
 
 SPOOL_BYTES = 1024 * 1024
 """A request body larger than this goes to a file instead of memory."""
@@ -169,8 +172,9 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, HeadTooLarge):
                 self.refuse_head()
-            else:
-                raise
+            else:  # e.g. the spool's disk is full: say so rather than drop the connection
+                log.error("reading a request failed: %s", exc.__context__ or exc)
+                self.reject(503, "ServiceUnavailable", f"The emulator could not read the request: {exc.__context__}")
             return
         except httptools.HttpParserError as exc:
             self.reject(400, "BadRequest", f"Malformed HTTP request: {exc}.")

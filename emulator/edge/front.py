@@ -71,7 +71,12 @@ class Front:
 
     def dispatch(self, request: Request, conn: ClientConnection) -> None:
         """Serve ``request`` here if the fast path can, else forward it to the control process."""
-        if self.fast_path.serve(request, conn):
+        try:
+            served = self.fast_path.serve(request, conn)
+        except Exception:  # a bug of ours: the control process serves the request instead
+            log.exception("front %d: the invocation fast path failed on %r", self.index, request.url[:200])
+            served = False
+        if served:
             self.served += 1
         else:
             self.forwarded += 1

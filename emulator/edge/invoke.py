@@ -22,6 +22,7 @@ forwarded to the control process, which reloads or makes room as it always does.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from http import HTTPStatus
@@ -31,7 +32,7 @@ from emulator.context import CallContext
 from emulator.edge.connection import ClientConnection, Request, credential_scope
 from emulator.edge.table import FrontContainer, FrontRoute, FrontVariant
 from emulator.edge.upstream import ContainerPool, UpstreamResponse
-from emulator.errors import ServiceError
+from emulator.errors import InternalFailure, ServiceError
 from emulator.gateway.http_policy import refusal
 from emulator.gateway.wire_errors import error_response
 from emulator.hosting.data_plane import SERVE_DIRECT, SERVE_MULTI_MODEL, SERVE_SINGLE
@@ -39,6 +40,8 @@ from emulator.hosting.runtime_errors import broken_error, model_error, timeout_e
 
 if TYPE_CHECKING:
     from emulator.edge.front import Front
+
+log = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 6 * 1024 * 1024
 """BodyBlob's limit: request and response bodies of real-time endpoints."""
@@ -220,6 +223,14 @@ class _Invocation:
 
     def done(self, response: UpstreamResponse | None, error: BaseException | None) -> None:
         self.route.leave()
+        try:
+            self._done(response, error)
+        except Exception as exc:  # a bug of ours must still answer, in AWS's shape
+            log.exception("answering an invocation of %s failed", self.route.name)
+            failure = InternalFailure(f"internal error: {exc}")
+            self.conn.respond(self.request, render_error(failure, self.path.front.request_id(), False), False)
+
+    def _done(self, response: UpstreamResponse | None, error: BaseException | None) -> None:
         conn = self.conn
         if conn.transport is None:
             self.request.discard()
