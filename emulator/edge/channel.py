@@ -12,12 +12,13 @@ Control -> front:
   (``emulator/hosting/publication.py``); the front answers ``("applied", version)``;
 * ``("placement", container_id, target, model, loaded)``: a multi-model placement changed;
 * ``("drain", token, route_id)``: answer ``("drained", token)`` once no request is in flight
-  on that route here.
+  on that route here;
+* ``("flush", token)``: report the multi-model hits not reported yet, then ``("flushed", token)``.
 
 Front -> control: ``("ready", pid)`` once it accepts connections, ``("applied", version)``,
-``("drained", token)``, ``("hits", [(container_id, target, count, last_used), ...])``
-(multi-model cache hits it served, sent before the answer leaves the front) and, about once a
-second when they changed, ``("counts", served, forwarded)``.
+``("drained", token)``, ``("flushed", token)``, ``("hits", [(container_id, target, count,
+last_used), ...])`` (multi-model cache hits it served, batched for at most 0.2 s) and, about
+once a second when they changed, ``("counts", served, forwarded)``.
 
 End of file on a front's stdin means the control process is gone: the front stops, so it
 never outlives the emulator, even after kill -9.

@@ -35,6 +35,9 @@ from emulator.edge.upstream import ContainerPool
 log = logging.getLogger("emulator.edge.front")
 
 SWEEP_SECONDS = 1.0
+HIT_FLUSH_SECONDS = 0.2
+"""Multi-model hits are reported in batches at most this old (the control process asks for the
+rest before it makes a decision that depends on them)."""
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -66,6 +69,9 @@ class Front:
         self.forwarded = 0
         """Requests handed to the control process."""
         self._reported = (0, 0)
+        self._hits: dict[tuple[str, str], list[Any]] = {}
+        """(container id, TargetModel) -> [hits, last one's epoch time], not reported yet."""
+        self._hit_timer: asyncio.TimerHandle | None = None
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -108,9 +114,26 @@ class Front:
             self._out_transport.write(channel.encode(message))
 
     def report_hit(self, container_id: str, target: str, when: float) -> None:
-        """A multi-model cache hit served here (sent before the answer leaves, so the control
-        process applies it before it serves anything the client does next)."""
-        self.send(("hits", [(container_id, target, 1, when)]))
+        """A multi-model cache hit served here, reported in a batch within HIT_FLUSH_SECONDS, or
+        at once when the control process asks (``flush``) before it decides anything."""
+        key = (container_id, target)
+        pending = self._hits.get(key)
+        if pending is None:
+            self._hits[key] = [1, when]
+        else:
+            pending[0] += 1
+            pending[1] = when
+        if self._hit_timer is None:
+            self._hit_timer = self.loop.call_later(HIT_FLUSH_SECONDS, self.flush_hits)
+
+    def flush_hits(self) -> None:
+        """Send the hits not reported yet."""
+        if self._hit_timer is not None:
+            self._hit_timer.cancel()
+            self._hit_timer = None
+        if self._hits:
+            hits, self._hits = self._hits, {}
+            self.send(("hits", [(cid, target, count, when) for (cid, target), (count, when) in hits.items()]))
 
     def received(self, message: tuple[Any, ...]) -> None:
         """A message from the control process."""
@@ -124,6 +147,9 @@ class Front:
         elif kind == "placement":
             _, container_id, target, model, loaded = message
             self.table.place(container_id, target, model, loaded)
+        elif kind == "flush":
+            self.flush_hits()
+            self.send(("flushed", message[1]))
         elif kind == "drain":
             _, token, route_id = message
             self._drains.setdefault(route_id, []).append(token)
@@ -165,6 +191,7 @@ class Front:
         self.send(("ready", os.getpid()))
         await self.stopped
         server.close()
+        self.flush_hits()
         sweeper.cancel()
         deadline = loop.time() + STOP_GRACE_SECONDS
         while any(c.busy for c in self.connections) and loop.time() < deadline:

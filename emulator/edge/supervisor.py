@@ -12,9 +12,10 @@ routing table's observer (``emulator/hosting/routing.py``):
 * **Drain.** Before a retired fleet is stopped the deployer calls ``drain(route)``: each
   front answers ``drained`` once no request it sent to that route is in flight.
 * **Placements** of multi-model TargetModels are forwarded as they change; **hits** the
-  fronts served come back and go to ``on_hits``. Before the control process serves a
-  multi-model invocation itself it calls :meth:`EdgeSupervisor.catch_up`, which applies every
-  report already written, so a model's last use is known before anything is evicted.
+  fronts served come back in batches (at most 0.2 s old) and go to ``on_hits``. Before the
+  control process serves a multi-model invocation itself, or shows a cache, it calls
+  :meth:`EdgeSupervisor.catch_up`, which asks every front for the hits it has not reported and
+  waits for them, so a model's last use is known before anything is evicted.
 
 A front that exits unexpectedly is started again with the current table and placements. The
 fronts' stdin is their lifeline: when the control process exits, even by kill -9, they see
@@ -44,7 +45,11 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
 APPLY_TIMEOUT = 10.0
+CATCH_UP_TIMEOUT = 2.0
 RESTART_DELAY = 0.5
+RESTART_DELAY_MAX = 30.0
+"""A front that keeps dying young is restarted less and less often (0.5 s, 1 s, ... 30 s)."""
+YOUNG = 5.0
 
 Hits = list[tuple[str, str, int, float]]
 """``(container id, TargetModel, count, last used as epoch seconds)``."""
@@ -53,17 +58,18 @@ Hits = list[tuple[str, str, int, float]]
 class FrontProcess:
     """One front: its process, its channel and what it has acknowledged."""
 
-    def __init__(self, index: int, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, index: int, proc: subprocess.Popen[bytes], restart_delay: float = RESTART_DELAY) -> None:
         self.index = index
         self.proc = proc
+        self.started = time.monotonic()
+        self.restart_delay = restart_delay
+        """How long to wait before starting this front again should it exit."""
         self.applied = 0
         self.served = 0
         self.forwarded = 0
         self.ready = threading.Event()
         self.alive = True
         self.write_lock = threading.Lock()
-        self.read_lock = threading.Lock()
-        """Held while reading from its stdout and applying what was read (see ``catch_up``)."""
         self.frames = channel.FrameReader()
         assert proc.stdout is not None
         self.out_fd = proc.stdout.fileno()
@@ -108,6 +114,8 @@ class EdgeSupervisor:
         self._state = threading.Condition()
         self._drained: dict[int, set[int]] = {}
         """drain token -> indexes of fronts that have not answered yet."""
+        self._flushed: dict[int, set[int]] = {}
+        """flush token -> indexes of fronts that have not reported their hits yet."""
         self._tokens = itertools.count(1)
         self._stopping = threading.Event()
         self._readers: list[threading.Thread] = []
@@ -126,7 +134,7 @@ class EdgeSupervisor:
                 raise RuntimeError(f"front process {front.index} of the edge did not start (see its output above)")
         return self
 
-    def _spawn(self, index: int) -> FrontProcess:
+    def _spawn(self, index: int, restart_delay: float = RESTART_DELAY) -> FrontProcess:
         sock = self.sockets[index]
         proc = subprocess.Popen(
             [sys.executable, "-m", "emulator.edge.front"],
@@ -135,7 +143,7 @@ class EdgeSupervisor:
             pass_fds=[sock.fileno()],
             close_fds=True,
         )
-        front = FrontProcess(index, proc)
+        front = FrontProcess(index, proc, restart_delay)
         hello = {
             "settings": self.settings,
             "index": index,
@@ -197,18 +205,17 @@ class EdgeSupervisor:
 
     def _drain_pipe(self, front: FrontProcess) -> bool:
         """Read and apply whatever the front has written; False at the end of its output."""
-        with front.read_lock:
-            while True:
-                try:
-                    data = os.read(front.out_fd, 1 << 16)
-                except BlockingIOError:
-                    return True
-                except OSError:
-                    return False
-                if not data:
-                    return False
-                for message in front.frames.feed(data):
-                    self._handle(front, message)
+        while True:
+            try:
+                data = os.read(front.out_fd, 1 << 16)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            for message in front.frames.feed(data):
+                self._handle(front, message)
 
     def _handle(self, front: FrontProcess, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -221,6 +228,10 @@ class EdgeSupervisor:
         elif kind == "drained":
             with self._state:
                 self._drained.get(int(message[1]), set()).discard(front.index)
+                self._state.notify_all()
+        elif kind == "flushed":
+            with self._state:
+                self._flushed.get(int(message[1]), set()).discard(front.index)
                 self._state.notify_all()
         elif kind == "counts":
             front.served, front.forwarded = int(message[1]), int(message[2])
@@ -237,25 +248,35 @@ class EdgeSupervisor:
         front.alive = False
         front.ready.set()
         with self._state:
-            for waiting in self._drained.values():
+            for waiting in (*self._drained.values(), *self._flushed.values()):
                 waiting.discard(front.index)
             self._state.notify_all()
         if self._stopping.is_set():
             return
         code = front.proc.wait()
-        log.error("front process %d of the edge exited with code %s; starting it again", front.index, code)
-        time.sleep(RESTART_DELAY)
-        if self._stopping.is_set():
+        young = time.monotonic() - front.started < YOUNG
+        delay = min(front.restart_delay * 2, RESTART_DELAY_MAX) if young else RESTART_DELAY
+        log.error("front process %d of the edge exited with code %s; starting it again in %g s",
+                  front.index, code, delay)
+        if self._stopping.wait(delay):
             return
-        replacement = self._spawn(front.index)
+        replacement = self._spawn(front.index, delay)
         if not replacement.ready.wait(START_TIMEOUT):
             log.error("front process %d did not start again", front.index)
 
     def catch_up(self) -> None:
-        """Apply every report the fronts have written so far (before a multi-model decision)."""
-        for front in self.fronts:
-            if front.alive:
-                self._drain_pipe(front)
+        """Have every front report the hits it has not reported yet, and apply them (before a
+        multi-model decision, or a view of the cache)."""
+        token = next(self._tokens)
+        with self._state:
+            self._flushed[token] = {f.index for f in self.fronts if f.alive}
+        try:
+            for front in self.fronts:
+                front.send(("flush", token))
+            self._wait(lambda: not self._flushed[token], CATCH_UP_TIMEOUT, "their multi-model hits")
+        finally:
+            with self._state:
+                self._flushed.pop(token, None)
 
     # -- what hosting calls (TableObserver, placements) -----------------------------------------
 

@@ -322,6 +322,8 @@ class MultiModelRouter:
     def describe(self, endpoint: str) -> dict[str, Any] | None:
         """Loaded models, hits, misses, loads, evictions and load times per variant and instance;
         None when the endpoint is not serving."""
+        if self.catch_up is not None:
+            self.catch_up()
         route = self.table.get(endpoint)
         if route is None:
             return None

@@ -276,8 +276,16 @@ def test_a_multi_model_target_is_served_only_where_it_is_loaded(tmp_path: Path) 
     assert b"X-Amzn-SageMaker-Target-Model: m1.tar.gz" in request
     made.answer(port, OK)
     assert made.client_response()[0] == 200
-    hits = [m for m in made.sent if m[0] == "hits"]
-    assert len(hits) == 1 and hits[0][1][0][:3] == ("v-1-0", "m1.tar.gz", 1)
+    assert [m for m in made.sent if m[0] == "hits"] == []  # reported in a batch...
+    made.front.received(("flush", 5))  # ...or at once when the control process asks
+    hits = [m for m in made.sent if m[0] in ("hits", "flushed")]
+    assert hits[0][0] == "hits" and hits[0][1][0][:3] == ("v-1-0", "m1.tar.gz", 1) and hits[1] == ("flushed", 5)
+    made.invoke(headers={"X-Amzn-SageMaker-Target-Model": "m1.tar.gz"})
+    port, _request = made.container_request()
+    made.answer(port, OK)
+    assert made.client_response()[0] == 200
+    made.loop.run_until_complete(asyncio.sleep(0.3))  # the batch goes out on its own, too
+    assert [m[1][0][2] for m in made.sent if m[0] == "hits"] == [1, 1]
     # The container lost it (404): not run, so the control process gets the request to load it again.
     made.invoke(headers={"X-Amzn-SageMaker-Target-Model": "m1.tar.gz"})
     port, _request = made.container_request()
