@@ -63,10 +63,19 @@ def upload_model_and_output(request: dict[str, Any], model_dir: Path, output_dat
         upload_folder(model_dir, target, s3)
     else:
         target = base.join("model.tar.gz")
-        s3.upload_file(str(pack(model_dir, scratch / "model.tar.gz")), target.bucket, target.key, Config=_TRANSFER)
+        _upload(pack(model_dir, scratch / "model.tar.gz"), target, s3)
     data = base.join("output.tar.gz")
-    s3.upload_file(str(pack(output_data_dir, scratch / "output.tar.gz")), data.bucket, data.key, Config=_TRANSFER)
+    _upload(pack(output_data_dir, scratch / "output.tar.gz"), data, s3)
     return model_artifacts_uri(request)
+
+
+def _upload(path: Path, target: S3Location, s3: S3Client) -> None:
+    """One PutObject for a file under the multipart threshold (s3transfer would start a pool of
+    threads for it), s3transfer's parallel multipart upload above it."""
+    if path.stat().st_size < _TRANSFER.multipart_threshold:
+        s3.put_object(Bucket=target.bucket, Key=target.key, Body=path.read_bytes())
+        return
+    s3.upload_file(str(path), target.bucket, target.key, Config=_TRANSFER)
 
 
 def upload_folder(folder: Path, prefix: S3Location, s3: S3Client) -> int:
@@ -75,8 +84,7 @@ def upload_folder(folder: Path, prefix: S3Location, s3: S3Client) -> int:
     if not folder.is_dir():
         return 0
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        target = prefix.join(path.relative_to(folder).as_posix())
-        s3.upload_file(str(path), target.bucket, target.key, Config=_TRANSFER)
+        _upload(path, prefix.join(path.relative_to(folder).as_posix()), s3)
         count += 1
     return count
 
