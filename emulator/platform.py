@@ -38,6 +38,10 @@ class Platform:
         self.credentials = CredentialBroker.from_settings(settings)
         self.gateway_url: str | None = None
         """Where containers reach the emulator; set by the server once the container gateway listens."""
+        from emulator.runtime.factory import backend_for
+
+        self.backend_factory: Callable[[], Any] = lambda: backend_for(settings)
+        """The runtime backend SMEMU_RUNTIME names (emulator/runtime/factory.py), made on first use."""
 
     def check_role(self, role_arn: str | None, operation: str, ctx: CallContext, source_arn: str | None = None) -> None:
         """SageMaker's ValidationException unless SageMaker could assume the role (emulator/iam.py)."""
