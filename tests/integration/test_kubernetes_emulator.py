@@ -1,13 +1,15 @@
-"""A training job through the emulator with SMEMU_RUNTIME=kubernetes, on the project's local cluster.
+"""The emulator with SMEMU_RUNTIME=kubernetes, on the project's local cluster: the same boto3 calls.
 
-The same boto3 request as on Docker: two hosts that reach each other by name, ShardedByS3Key
-data, the model tar in S3, logs in CloudWatch, and no pod left afterwards.
+A training job: two hosts that reach each other by name, ShardedByS3Key data, the model tar
+in S3, logs in CloudWatch, and no pod left afterwards. An endpoint of two instances: each
+instance a pod, invocations answered through the emulator, no pod left once it is deleted.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from emulator.config import Settings
 from tests.conftest import create_sagemaker_role, free_port, make_client, unique_name
 from tests.integration.sample_images import build_sample_image
+from tests.integration.test_endpoints_support import model_archive
 from tests.integration.test_training_helpers import job_request, log_messages, s3_channel, tar_members, wait_terminal
 
 pytestmark = pytest.mark.kubernetes
@@ -66,3 +69,40 @@ def test_two_hosts_train_on_the_cluster_with_sharded_data(kube_emulator: str, ku
 
     assert sorted(s.split("/")[1].rsplit("-", 1)[0] for s in log_messages(logs, name)) == ["algo-1", "algo-2"]
     assert kube_backend.find({"smemu.name": name}) == []  # every pod removed
+
+
+def _poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = check()
+        if answer:
+            return answer
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def test_a_two_instance_endpoint_serves_from_pods_and_leaves_none(kube_emulator: str, kube_backend: Any) -> None:
+    sagemaker, s3 = make_client("sagemaker", kube_emulator), make_client("s3", kube_emulator)
+    runtime = make_client("sagemaker-runtime", kube_emulator, read_timeout=60)
+    role = create_sagemaker_role(kube_emulator)
+    bucket, model, name = unique_name("bucket"), unique_name("model"), unique_name("kube-ep")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="model.tar.gz", Body=model_archive("on-kubernetes"))
+    sagemaker.create_model(ModelName=model, ExecutionRoleArn=role, PrimaryContainer={
+        "Image": build_sample_image("serving"), "ModelDataUrl": f"s3://{bucket}/model.tar.gz"})
+    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}])
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    described = _poll(lambda: (d := sagemaker.describe_endpoint(EndpointName=name))["EndpointStatus"]
+                      in ("InService", "Failed") and d, 180, "InService")
+    assert described["EndpointStatus"] == "InService", described.get("FailureReason")
+
+    pods = kube_backend.find({"smemu.kind": "endpoint", "smemu.name": name})
+    assert len(pods) == 2 and all(pod.running for pod in pods)
+    for _ in range(4):
+        answer = runtime.invoke_endpoint(EndpointName=name, Body=b"{}", ContentType="application/json")
+        assert answer["InvokedProductionVariant"] == "AllTraffic"
+        assert json.loads(answer["Body"].read())["model"] == "on-kubernetes"
+
+    sagemaker.delete_endpoint(EndpointName=name)
+    _poll(lambda: kube_backend.find({"smemu.name": name}) == [], 60, "every pod of the endpoint removed")
