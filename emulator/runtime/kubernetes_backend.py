@@ -84,7 +84,7 @@ def _poll(deadline: float, check: Callable[[], _T | None], interval: float = 0.0
         if answer is not None or time.monotonic() >= deadline:
             return answer
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-        interval = min(interval * 1.5, 0.5)
+        interval = min(interval * 1.5, 0.25)
 
 
 def _container_state(pod: Any, name: str, init: bool = False) -> Any:

@@ -247,3 +247,23 @@ def test_network_isolation_is_refused_where_it_cannot_be_enforced(
     with pytest.raises(RuntimeError_, match="NetworkPolicy"):
         kube_backend.create_network(f"smemu-net-{labels['smemu.name']}", labels, internal=True)
     assert kube_backend.find(labels) == []
+
+
+def test_the_network_guards_come_first(kube_cluster: str) -> None:
+    """Pods reach pods and nothing else; untranslated service traffic never leaves (scripts/kube)."""
+    import subprocess
+
+    def rules(*arguments: str) -> list[str]:
+        return subprocess.run(["iptables", "-w", "-S", *arguments], capture_output=True, text=True,
+                              check=True).stdout.splitlines()
+
+    for chain, guard in (("FORWARD", "SMEMU-KUBE-FWD"), ("OUTPUT", "SMEMU-KUBE-OUT")):
+        listed = rules(chain)
+        position = listed.index(f"-A {chain} -j {guard}")
+        accepts = [number for number, rule in enumerate(listed) if rule.endswith("-j ACCEPT")]
+        assert position < min(accepts, default=len(listed)), listed  # nothing accepts pod traffic before it
+    forward = rules("SMEMU-KUBE-FWD")
+    assert "-A SMEMU-KUBE-FWD -s 10.88.0.0/16 -d 10.88.0.0/16 -j ACCEPT" in forward
+    assert any(rule.startswith("-A SMEMU-KUBE-FWD -s 10.88.0.0/16 -j REJECT") for rule in forward)
+    assert any("-d 10.96.0.0/16" in rule and "! --ctstate DNAT" in rule and "REJECT" in rule
+               for rule in rules("SMEMU-KUBE-OUT"))
