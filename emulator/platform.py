@@ -139,7 +139,7 @@ def build_platform(settings: Settings) -> Platform:
     training = TrainingService(platform)
     training.container_environment = lambda request: platform.container_environment(request.get("RoleArn"))
     platform.add_service(training)
-    platform.add_service(HostingService(platform, platform.backend))
+    platform.add_service(HostingService(platform))
     platform.add_service(ProcessingService(platform, platform.backend))
     platform.add_service(TransformService(platform, platform.backend))
     platform.add_service(TuningService(platform, training))
