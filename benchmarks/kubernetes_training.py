@@ -29,10 +29,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from emulator.config import KubernetesSettings, load_settings  # noqa: E402
-from tests.conftest import create_sagemaker_role, free_port, make_client  # noqa: E402
-from tests.integration.sample_images import build_sample_image  # noqa: E402
-from tests.integration.test_training_helpers import job_request, s3_channel, wait_terminal  # noqa: E402
+from emulator.config import KubernetesSettings, load_settings
+from tests.conftest import create_sagemaker_role, free_port, make_client
+from tests.integration.sample_images import build_sample_image
+from tests.integration.test_training_helpers import job_request, s3_channel, wait_terminal
 
 
 def cluster_up() -> tuple[str, float]:

@@ -8,17 +8,22 @@ instance a pod, invocations answered through the emulator, no pod left once it i
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from emulator.config import Settings
 from tests.conftest import create_sagemaker_role, free_port, make_client, unique_name
-from tests.integration.sample_images import build_sample_image
+from tests.integration.sample_images import build_sample_image, wait_until
 from tests.integration.test_endpoints_support import model_archive
-from tests.integration.test_training_helpers import job_request, log_messages, s3_channel, tar_members, wait_terminal
+from tests.integration.test_training_helpers import (
+    job_request,
+    log_messages,
+    s3_channel,
+    tar_members,
+    wait_terminal,
+)
 
 pytestmark = pytest.mark.kubernetes
 pytest_plugins = ["tests.integration.kube_cluster"]
@@ -71,16 +76,6 @@ def test_two_hosts_train_on_the_cluster_with_sharded_data(kube_emulator: str, ku
     assert kube_backend.find({"smemu.name": name}) == []  # every pod removed
 
 
-def _poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = check()
-        if answer:
-            return answer
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
-
-
 def test_a_two_instance_endpoint_serves_from_pods_and_leaves_none(kube_emulator: str, kube_backend: Any) -> None:
     sagemaker, s3 = make_client("sagemaker", kube_emulator), make_client("s3", kube_emulator)
     runtime = make_client("sagemaker-runtime", kube_emulator, read_timeout=60)
@@ -93,7 +88,7 @@ def test_a_two_instance_endpoint_serves_from_pods_and_leaves_none(kube_emulator:
     sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}])
     sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    described = _poll(lambda: (d := sagemaker.describe_endpoint(EndpointName=name))["EndpointStatus"]
+    described = wait_until(lambda: (d := sagemaker.describe_endpoint(EndpointName=name))["EndpointStatus"]
                       in ("InService", "Failed") and d, 180, "InService")
     assert described["EndpointStatus"] == "InService", described.get("FailureReason")
 
@@ -105,4 +100,4 @@ def test_a_two_instance_endpoint_serves_from_pods_and_leaves_none(kube_emulator:
         assert json.loads(answer["Body"].read())["model"] == "on-kubernetes"
 
     sagemaker.delete_endpoint(EndpointName=name)
-    _poll(lambda: kube_backend.find({"smemu.name": name}) == [], 60, "every pod of the endpoint removed")
+    wait_until(lambda: kube_backend.find({"smemu.name": name}) == [], 60, "every pod of the endpoint removed")

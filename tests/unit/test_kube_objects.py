@@ -24,14 +24,14 @@ PLAN = objects.PodPlan(namespace="smemu", image="train:1", pull_policy="Never", 
 
 
 def _spec(**changes: object) -> ContainerSpec:
-    base: dict[str, object] = dict(
-        name="smemu-train-job-1-algo-1", image="train:1", command=["train"], hostname="algo-1",
-        network="smemu-train-job-1", environment={"A": "1"},
-        folders=[StagedFolder(Path("/tmp/in"), "/opt/ml/input", read_only=True),
-                 StagedFolder(Path("/tmp/train"), "/opt/ml/input/data/train", read_only=True),
-                 StagedFolder(None, "/opt/ml/model", private=True)],
-        memory_bytes=8 * 1024**3, cpus=4.0, labels={"smemu.kind": "training-job", "smemu.name": "job-1"},
-        expose_ports=[8080], shm_size_bytes=1024**3)
+    base: dict[str, object] = {
+        "name": "smemu-train-job-1-algo-1", "image": "train:1", "command": ["train"], "hostname": "algo-1",
+        "network": "smemu-train-job-1", "environment": {"A": "1"},
+        "folders": [StagedFolder(Path("/tmp/in"), "/opt/ml/input", read_only=True),
+                    StagedFolder(Path("/tmp/train"), "/opt/ml/input/data/train", read_only=True),
+                    StagedFolder(None, "/opt/ml/model", private=True)],
+        "memory_bytes": 8 * 1024**3, "cpus": 4.0, "labels": {"smemu.kind": "training-job", "smemu.name": "job-1"},
+        "expose_ports": [8080], "shm_size_bytes": 1024**3}
     base.update(changes)
     return ContainerSpec(**base)  # type: ignore[arg-type]
 
