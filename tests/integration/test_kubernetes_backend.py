@@ -269,3 +269,19 @@ def test_the_network_guards_come_first(kube_cluster: str) -> None:
     assert any(rule.startswith("-A SMEMU-KUBE-FWD -s 10.88.0.0/16 -j REJECT") for rule in forward)
     assert any("-d 10.96.0.0/16" in rule and "! --ctstate DNAT" in rule and "REJECT" in rule
                for rule in rules("SMEMU-KUBE-OUT"))
+
+
+def test_etcd_answers_only_the_clusters_own_certificates(kube_cluster: str) -> None:
+    """Any local user could otherwise write the cluster's state (and run a privileged pod)."""
+    import ssl
+    import urllib.error
+
+    with pytest.raises((urllib.error.URLError, ConnectionError, ssl.SSLError)):
+        urllib.request.urlopen("http://127.0.0.1:23790/health", timeout=5)
+    anonymous = ssl.create_default_context(cafile="/var/lib/smemu-kube/pki/ca.crt")
+    with pytest.raises((urllib.error.URLError, ConnectionError, ssl.SSLError)):
+        urllib.request.urlopen("https://127.0.0.1:23790/health", timeout=5, context=anonymous)
+    trusted = ssl.create_default_context(cafile="/var/lib/smemu-kube/pki/ca.crt")
+    trusted.load_cert_chain("/var/lib/smemu-kube/pki/apiserver-etcd.crt", "/var/lib/smemu-kube/pki/apiserver-etcd.key")
+    with urllib.request.urlopen("https://127.0.0.1:23790/health", timeout=5, context=trusted) as answer:
+        assert answer.status == 200
