@@ -19,7 +19,7 @@ import pytest
 
 from emulator.runtime.spec import ContainerSpec, ImageNotFound, RuntimeError_, StagedFolder
 
-pytestmark = pytest.mark.kubernetes
+pytestmark = [pytest.mark.kubernetes, pytest.mark.timeout(2400)]  # the first may build the cluster
 pytest_plugins = ["tests.integration.kube_cluster"]
 
 HOME_ID = "kube-tests"

@@ -25,7 +25,7 @@ from tests.integration.test_training_helpers import (
     wait_terminal,
 )
 
-pytestmark = pytest.mark.kubernetes
+pytestmark = [pytest.mark.kubernetes, pytest.mark.timeout(2400)]  # the first may build the cluster
 pytest_plugins = ["tests.integration.kube_cluster"]
 
 
