@@ -81,7 +81,14 @@ def options_from(args: argparse.Namespace) -> Any:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run the check and print the table; 0 when no rule failed, 1 when one did, 2 on bad input."""
-    from emulator.contract import CheckInputError, EmulatorTarget, junit_xml, local_emulator, render_table, run_check
+    from emulator.contract import (
+        CheckInputError,
+        EmulatorTarget,
+        junit_xml,
+        local_emulator,
+        render_table,
+        run_check,
+    )
 
     try:
         options = options_from(args)

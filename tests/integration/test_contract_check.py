@@ -111,7 +111,7 @@ def test_smemu_check_exits_1_names_the_broken_rule_and_writes_junit(tmp_path: Pa
          "--channel", f"train={tmp_path / 'train.csv'}", "--hyperparameter", "epochs=1",
          "--error-hyperparameter", "fail=1", "--stop-hyperparameter", "sleep_seconds=60",
          "--stop-timeout", "5", "--junit-xml", str(junit)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "160"})
+        capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "COLUMNS": "160"})
     assert done.returncode == 1, done.stdout + done.stderr
     assert "training.model-dir" in done.stdout and "FAIL" in done.stdout and "model.tar.gz is empty" in done.stdout
     assert "your-algorithms-training-algo-output.html" in done.stdout
@@ -123,9 +123,9 @@ def test_smemu_check_exits_1_names_the_broken_rule_and_writes_junit(tmp_path: Pa
 def test_smemu_check_exits_0_for_a_conforming_image_and_2_for_bad_options(tmp_path: Path) -> None:
     image = build_sample_image("serving")
     done = subprocess.run([sys.executable, "-m", "emulator.cli", "check", image, "--as", "serving",
-                           "--stop-timeout", "5"], capture_output=True, text=True, timeout=300)
+                           "--stop-timeout", "5"], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "8 passed, 0 failed, 0 skipped" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "emulator.cli", "check", image, "--as", "serving",
-                          "--content-type", "image/png"], capture_output=True, text=True, timeout=60)
+                          "--content-type", "image/png"], capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2 and "--payload" in bad.stderr

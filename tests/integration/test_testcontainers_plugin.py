@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -148,7 +149,7 @@ def test_orphans_of_a_dead_session_are_reaped(docker_client: docker.DockerClient
         pytest.skip(f"base image {base} missing (scripts/install-docker)")
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)
-    dead_owner = f"{pytest_plugin.socket.gethostname()}:{finished.stdout.strip()}"
+    dead_owner = f"{socket.gethostname()}:{finished.stdout.strip()}"
     orphan = docker_client.containers.create(base, ["sleep", "300"], labels={
         OWNER_LABEL: dead_owner, "smemu.kind": "test"})
     alive = docker_client.containers.create(base, ["sleep", "300"], labels={
