@@ -43,7 +43,7 @@ as a child process (default), in the test process, or as its image in a containe
 ``--smemu-s3=memory|minio`` [SMEMU_PYTEST_S3] gives it MinIO (``smemu_minio``) instead of the
 in-memory S3.
 
-Container fixtures (testcontainers, local images only, never pulled): ``smemu_minio``,
+Container fixtures (testcontainers, local images only, never pulled): ``smemu_docker``, ``smemu_minio``,
 ``smemu_s3_endpoint``, ``smemu_emulator_image``, ``smemu_emulator_container``
 (``emulator/testing/containers.py`` has the details). A missing image skips the test with
 a reason saying how to build it, repeated at the end of the session.
