@@ -24,7 +24,8 @@ def register(sub: Any) -> None:
     check.add_argument("--as", dest="kind", required=True, choices=KINDS, help="the kind of container")
     inputs = check.add_argument_group("inputs")
     inputs.add_argument("--channel", action="append", metavar="NAME=PATH_OR_S3_URI",
-                        help="training channel: a local file or folder (uploaded) or an s3:// prefix; repeatable")
+                        help="training channel or processing input (at /opt/ml/processing/input/NAME): a local file "
+                             "or folder (uploaded) or an s3:// prefix; repeatable")
     inputs.add_argument("--hyperparameter", action="append", metavar="KEY=VALUE", help="repeatable")
     inputs.add_argument("--error-hyperparameter", action="append", metavar="KEY=VALUE",
                         help="added for the error run: makes the algorithm fail (default: corrupt every channel)")
@@ -32,6 +33,14 @@ def register(sub: Any) -> None:
                         help="replaces a channel for the error run with data the algorithm must reject")
     inputs.add_argument("--stop-hyperparameter", action="append", metavar="KEY=VALUE",
                         help="added for the stop run: keeps the algorithm running until it is stopped")
+    inputs.add_argument("--argument", action="append", metavar="ARG",
+                        help="processing: a ContainerArgument (write --argument=--flag for one that starts with -)")
+    inputs.add_argument("--error-argument", action="append", metavar="ARG",
+                        help="processing: ContainerArguments of the error run, which must make the job fail")
+    inputs.add_argument("--stop-argument", action="append", metavar="ARG",
+                        help="processing: ContainerArguments of the stop run, which keep the job running")
+    inputs.add_argument("--output", action="append", metavar="NAME[=LOCAL_PATH]",
+                        help="processing: an output (default one named output at /opt/ml/processing/output/output)")
     inputs.add_argument("--env", action="append", metavar="KEY=VALUE", help="container environment; repeatable")
     inputs.add_argument("--model", metavar="PATH_OR_S3_URI",
                         help="model artifacts: a model.tar.gz, a folder (packed), or an s3:// URI")
@@ -69,6 +78,10 @@ def options_from(args: argparse.Namespace) -> Any:
         error_channels=parse_pairs(args.error_channel, "--error-channel"),
         stop_hyperparameters=parse_pairs(args.stop_hyperparameter, "--stop-hyperparameter"),
         environment=parse_pairs(args.env, "--env"),
+        arguments=tuple(args.argument or ()),
+        error_arguments=tuple(args.error_argument or ()),
+        stop_arguments=tuple(args.stop_argument or ()),
+        outputs={name: path for name, _, path in (o.partition("=") for o in args.output or [])},
         model=args.model,
         content_types=tuple(args.content_type or ()),
         payloads=tuple(args.payload or ()),

@@ -42,10 +42,26 @@ def _multi_model() -> tuple[tuple[Rule, ...], Callable[..., Any]]:
     return RULES, check_multi_model
 
 
+def _processing() -> tuple[tuple[Rule, ...], Callable[..., Any]]:
+    from emulator.contract.processing_rules import RULES
+    from emulator.contract.processing_run import check_processing
+
+    return RULES, check_processing
+
+
+def _transform() -> tuple[tuple[Rule, ...], Callable[..., Any]]:
+    from emulator.contract.transform_rules import RULES
+    from emulator.contract.transform_run import check_transform
+
+    return RULES, check_transform
+
+
 _KINDS: dict[str, Callable[[], tuple[tuple[Rule, ...], Callable[..., Any]]]] = {
     "training": _training,
     "serving": _serving,
     "multi-model": _multi_model,
+    "processing": _processing,
+    "transform": _transform,
 }
 KINDS = tuple(_KINDS)
 """The kinds ``smemu check --as`` takes."""

@@ -48,6 +48,14 @@ class CheckOptions:
     stop_hyperparameters: dict[str, str] = field(default_factory=dict)
     """Added for the stop run: values that keep the algorithm running long enough to be stopped."""
     environment: dict[str, str] = field(default_factory=dict)
+    arguments: tuple[str, ...] = ()
+    """A processing job's ContainerArguments."""
+    error_arguments: tuple[str, ...] = ()
+    """ContainerArguments of the processing error run: arguments that make the job fail."""
+    stop_arguments: tuple[str, ...] = ()
+    """ContainerArguments of the processing stop run: arguments that keep it running."""
+    outputs: dict[str, str] = field(default_factory=dict)
+    """A processing job's outputs: name -> LocalPath (default /opt/ml/processing/output/<name>)."""
     model: str | None = None
     """Model artifacts: a model.tar.gz, a folder (packed into one), or an s3:// URI."""
     content_types: tuple[str, ...] = ()

@@ -19,6 +19,8 @@ class JobRun:
     seconds: float = 0.0
     log_tail: tuple[str, ...] = ()
     """The last lines of the job's CloudWatch log stream."""
+    exit_message: str | None = None
+    """A processing job's ExitMessage (/opt/ml/output/message)."""
 
     @property
     def completed(self) -> bool:

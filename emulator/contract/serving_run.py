@@ -110,8 +110,7 @@ class ServingCheck:
                 done.wait(PING_INTERVAL)
 
         def client(_index: int) -> list[InvokeResult]:
-            runtime = self.target.client("sagemaker-runtime")
-            return [endpoints.invoke(runtime, name, body, content_type)
+            return [endpoints.invoke(self.runtime, name, body, content_type)
                     for _ in range(self.options.requests_per_client)]
 
         pinger = threading.Thread(target=health_checks, name="smemu-check-ping", daemon=True)

@@ -49,6 +49,8 @@ class EmulatorTarget:
     _role: str | None = field(default=None, repr=False)
     _bucket: str | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _setup_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> EmulatorTarget:
@@ -59,11 +61,23 @@ class EmulatorTarget:
                    endpoint_startup_timeout=settings.endpoint_startup_timeout_seconds)
 
     def client(self, service: str, **config: Any) -> Any:
-        """A boto3 client for ``service`` on the emulator (dummy credentials; no retries of failures)."""
+        """A boto3 client for ``service`` on the emulator (dummy credentials; no retries of failures).
+
+        One client per service and configuration, shared: boto3's clients are safe to call from
+        several threads once made, and making one costs more than most calls.
+        """
+        key = (service, repr(sorted(config.items())))
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._new_client(service, config)
+            return self._clients[key]
+
+    def _new_client(self, service: str, config: dict[str, Any]) -> Any:
         import boto3
         from botocore.config import Config
 
-        options: dict[str, Any] = {"retries": {"total_max_attempts": 1}, "read_timeout": 120}
+        options: dict[str, Any] = {"retries": {"total_max_attempts": 1}, "read_timeout": 120,
+                                   "max_pool_connections": 32}
         if service == "s3":
             options["s3"] = {"addressing_style": "path"}
         options.update(config)
@@ -73,7 +87,7 @@ class EmulatorTarget:
 
     def role_arn(self) -> str:
         """An IAM role SageMaker may assume, created once per target."""
-        with self._lock:
+        with self._setup_lock:
             if self._role is None:
                 iam = self.client("iam")
                 name = f"smemu-check-{uuid.uuid4().hex[:10]}"
@@ -83,7 +97,7 @@ class EmulatorTarget:
 
     def bucket(self) -> str:
         """A bucket for the checks' inputs and outputs, created once per target."""
-        with self._lock:
+        with self._setup_lock:
             if self._bucket is None:
                 name = f"smemu-check-{uuid.uuid4().hex[:10]}"
                 self.client("s3").create_bucket(Bucket=name)
@@ -183,3 +197,27 @@ def log_tail(target: EmulatorTarget, group: str, prefix: str, lines: int = 12) -
                                      startFromHead=False, limit=lines)["events"]
         collected += [e["message"].rstrip() for e in events]
     return tuple(line for line in collected[-lines:] if line)
+
+
+def log_lines(target: EmulatorTarget, group: str, prefix: str, limit: int = 20000) -> list[str]:
+    """Every line (up to ``limit``) of the CloudWatch log streams under ``group``/``prefix``, oldest first."""
+    logs = target.client("logs")
+    try:
+        streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=prefix)["logStreams"]
+    except Exception as exc:  # noqa: BLE001 - a missing group means no output yet
+        log.debug("no logs under %s %s: %s", group, prefix, exc)
+        return []
+    lines: list[str] = []
+    for stream in streams:
+        token: str | None = None
+        while len(lines) < limit:
+            kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream["logStreamName"],
+                                      "startFromHead": True}
+            if token:
+                kwargs["nextToken"] = token
+            page = logs.get_log_events(**kwargs)
+            lines += [e["message"].rstrip() for e in page["events"]]
+            if not page["events"] or page.get("nextForwardToken") == token:
+                break
+            token = page.get("nextForwardToken")
+    return lines[:limit]

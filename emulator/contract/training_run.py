@@ -18,18 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emulator.contract.engine import ContainerEvents, docker_client
 from emulator.contract.file_reads import ReadWatch
 from emulator.contract.inputs import CheckOptions, StagedChannel, archive_members, stage_channel
+from emulator.contract.jobs import TRAINING, JobDriver
 from emulator.contract.observations import FileReads, JobRun, StopObservation
-from emulator.contract.session import EmulatorTarget, log_tail, unique_name, wait_for
+from emulator.contract.session import EmulatorTarget, unique_name
 from emulator.contract.training_rules import TrainingObservations
 from emulator.training.staging import host_input_dir, job_work_dir, replicated_channel_dir
 
 log = logging.getLogger(__name__)
-
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-TERMINAL = ("Completed", "Failed", "Stopped")
 
 
 @dataclass
@@ -55,6 +52,7 @@ class TrainingCheck:
         self.bucket = target.bucket()
         self.prefix = unique_name("training")
         self.watch = ReadWatch.create() if target.home is not None else None
+        self.jobs = JobDriver(target, TRAINING, options.job_timeout, target.training_stop_grace)
 
     def run(self) -> TrainingObservations:
         """Run the check; the observations carry everything the rules need."""
@@ -137,48 +135,12 @@ class TrainingCheck:
             raise
         return started
 
-    def _wait(self, name: str, started: float) -> JobRun:
-        timeout = self.options.job_timeout + (self.target.training_stop_grace or 120.0) + 60.0
-        try:
-            record = wait_for(f"training job {name} to end", lambda: self._terminal(name), timeout)
-        except TimeoutError:
-            record = self.sm.describe_training_job(TrainingJobName=name)
-        return JobRun(name, str(record["TrainingJobStatus"]), record.get("FailureReason"),
-                      time.monotonic() - started, log_tail(self.target, LOG_GROUP, f"{name}/"))
-
-    def _terminal(self, name: str) -> dict[str, Any] | None:
-        record: dict[str, Any] = self.sm.describe_training_job(TrainingJobName=name)
-        return record if record["TrainingJobStatus"] in TERMINAL else None
-
     def _run_job(self, job: _Job) -> JobRun:
-        return self._wait(job.name, self._create(job))
+        return self.jobs.wait(job.name, self._create(job))
 
     def _stop_job(self, job: _Job) -> StopObservation:
         """Start the stop run and stop it ``stop_after`` seconds after its container started."""
-        watch = _events_for(job)
-        if watch is None:
-            return StopObservation(not_observed="the Docker engine's events cannot be followed")
-        with watch:
-            started = self._create(job)
-            if watch.wait_for(lambda events: any(a in ("start", "die") for _t, a, _x in events),
-                              self.options.job_timeout):
-                try:  # give the process time to install its SIGTERM handler, unless it ends by itself
-                    wait_for(f"training job {job.name} to end by itself",
-                             lambda: self._terminal(job.name), self.options.stop_after, interval=0.2)
-                except TimeoutError:
-                    self._stop(job.name)
-            run = self._wait(job.name, started)
-            if run.status == "Completed":
-                return StopObservation(finished_before_stop=True)
-            if run.status == "Failed":
-                return StopObservation(not_observed=f"the stop run failed before it could be stopped ({run.why()})")
-            return watch.observe_stop(timeout=5.0, grace=self.target.training_stop_grace)
-
-    def _stop(self, name: str) -> None:
-        try:
-            self.sm.stop_training_job(TrainingJobName=name)
-        except self.sm.exceptions.ClientError as exc:  # it ended between the check and the call
-            log.debug("stopping %s: %s", name, exc)
+        return self.jobs.stop_run(job.name, lambda: self._create(job), self.options.stop_after)
 
     # -- observations -------------------------------------------------------------------------
 
@@ -222,7 +184,7 @@ class TrainingCheck:
         return "this platform has no inotify to watch file reads"
 
     def _artifacts(self, run: JobRun) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
-        record = self.sm.describe_training_job(TrainingJobName=run.name)
+        record = self.jobs.describe(run.name)
         uri = str(record.get("ModelArtifacts", {}).get("S3ModelArtifacts", ""))
         model = self._members(uri)
         output = self._members(uri.rsplit("/", 1)[0] + "/output.tar.gz") if uri else None
@@ -241,15 +203,6 @@ class TrainingCheck:
         except self.s3.exceptions.ClientError as exc:
             log.warning("cannot read %s: %s", uri, exc)
             return None
-
-
-def _events_for(job: _Job) -> ContainerEvents | None:
-    """The engine's events for the job's container (None when the engine cannot be asked)."""
-    try:
-        return ContainerEvents(docker_client(), {"smemu.kind": "training-job", "smemu.name": job.name})
-    except Exception as exc:  # noqa: BLE001 - no engine events: the rules that need them say why
-        log.warning("cannot follow the engine's events: %s", exc)
-        return None
 
 
 def check_training(target: EmulatorTarget, image: str, options: CheckOptions) -> TrainingObservations:

@@ -24,7 +24,10 @@ from tests.integration.sample_images import build_broken_image, build_sample_ima
 
 pytestmark = pytest.mark.docker
 
-SAMPLES = {"training": "training", "serving": "serving", "multi-model": "multi_model"}
+SAMPLES = {"training": "training", "serving": "serving", "multi-model": "multi_model", "processing": "processing",
+           "transform": "serving"}
+"""The sample container each kind's reference (and broken variants) is built from."""
+EXECUTION_PARAMETERS = '{"MaxConcurrentTransforms": 2, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}'
 GRACE = 6.0
 STARTUP = 20.0
 REFERENCE = "reference"
@@ -39,7 +42,14 @@ def options(kind: str, data: Path) -> CheckOptions:
                             error_hyperparameters={"fail": "1"}, error_channels={"train": str(data / "bad.csv")},
                             stop_hyperparameters={"sleep_seconds": "60"}, stop_after=4.0, job_timeout=300)
     if kind == "serving":
-        return CheckOptions(content_types=("application/json", "text/csv"), job_timeout=300)
+        return CheckOptions(content_types=("application/json", "text/csv"), concurrency=6, requests_per_client=2,
+                            job_timeout=300)
+    if kind == "processing":
+        return CheckOptions(channels={"data": str(data / "train.csv")}, error_arguments=("--fail",),
+                            stop_arguments=("--sleep-seconds", "60"), stop_after=4.0, job_timeout=300)
+    if kind == "transform":
+        return CheckOptions(content_types=("text/csv",), job_timeout=300, environment={
+            "SMEMU_SAMPLE_BATCH": "sum", "SMEMU_SAMPLE_EXECUTION_PARAMETERS": EXECUTION_PARAMETERS})
     return CheckOptions(job_timeout=300)
 
 
@@ -56,15 +66,18 @@ def contract_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emul
 
 @pytest.fixture(scope="module")
 def reports(contract_emulator: EmulatorTarget, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Report]:
-    """Every case's report: images built first, then all checks in parallel."""
+    """Every case's report: the reference images first, then each variant built and checked in parallel."""
     data = tmp_path_factory.mktemp("contract-data")
     (data / "train.csv").write_text("1,2\n3,4\n5,6\n")
     (data / "bad.csv").write_text("1,2\nnot,numbers\n")
-    images = {(kind, variant): build_sample_image(SAMPLES[kind]) if variant == REFERENCE
-              else build_broken_image(SAMPLES[kind], variant) for kind, variant in CASES}
-    with ThreadPoolExecutor(max_workers=int(os.environ.get("SMEMU_TEST_CONTRACT_WORKERS", "6"))) as pool:
-        futures = {case: pool.submit(run_check, contract_emulator, images[case], case[0], options(case[0], data))
-                   for case in CASES}
+    references = {sample: build_sample_image(sample) for sample in set(SAMPLES.values())}
+
+    def check(kind: str, variant: str) -> Report:
+        image = references[SAMPLES[kind]] if variant == REFERENCE else build_broken_image(SAMPLES[kind], variant)
+        return run_check(contract_emulator, image, kind, options(kind, data))
+
+    with ThreadPoolExecutor(max_workers=int(os.environ.get("SMEMU_TEST_CONTRACT_WORKERS", "8"))) as pool:
+        futures = {case: pool.submit(check, *case) for case in CASES}
         return {case: future.result() for case, future in futures.items()}
 
 
@@ -96,7 +109,7 @@ def test_the_training_check_reports_what_it_saw(reports: dict[tuple[str, str], R
 def test_the_serving_check_reports_ports_and_load(reports: dict[tuple[str, str], Report]) -> None:
     evidence = {r.rule.id: r.verdict.evidence for r in reports[("serving", REFERENCE)].results}
     assert "SAGEMAKER_SAFE_PORT_RANGE=21000-21999" in evidence["serving.safe-port-range"]
-    assert "32 requests from 8 concurrent clients" in evidence["serving.concurrency"]
+    assert "12 requests from 6 concurrent clients" in evidence["serving.concurrency"]
     broken = {r.rule.id: r.verdict.evidence for r in reports[("serving", "serving.safe-port-range")].results}
     assert "9000" in broken["serving.safe-port-range"]
 

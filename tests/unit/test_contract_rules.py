@@ -14,9 +14,11 @@ from emulator.contract.observations import (
     LoadObservation,
     StopObservation,
 )
+from emulator.contract.processing_rules import ProcessingObservations
 from emulator.contract.rules import DG, Outcome, Rule, Verdict, evaluate, passed
 from emulator.contract.serving_rules import EndpointStart, ServingObservations
 from emulator.contract.training_rules import TrainingObservations
+from emulator.contract.transform_rules import TransformObservations
 from emulator.training.collect import NO_FAILURE_FILE
 
 DONE = JobRun("job", "Completed", seconds=1.0)
@@ -219,3 +221,71 @@ def test_sources_are_pages_of_the_developer_guide_or_api_reference() -> None:
     assert "mms-container-apis" in pages and "your-algorithms-training-algo-output" in pages
     assert all(rule.source.url.startswith(DG) or "APIReference" in rule.source.url
                for kind in KINDS for rule in rules_of(kind))
+
+
+# -- processing ---------------------------------------------------------------------------------
+
+
+def good_processing() -> ProcessingObservations:
+    return ProcessingObservations(
+        main=DONE, input_reads={"data": FileReads(read=("a.csv",), present=("a.csv",))},
+        outputs={"output": ("manifest.json",)}, output_paths={"output": "/opt/ml/processing/output/output"},
+        error=JobRun("err", "Failed", "AlgorithmError: bad", exit_message="bad input"),
+        error_stimulus="arguments ['--fail']", error_explicit=True, stop=SIGTERM_ONLY)
+
+
+def test_a_conforming_processing_container_passes_every_rule() -> None:
+    assert set(outcomes("processing", good_processing()).values()) == {Outcome.PASS}
+
+
+@pytest.mark.parametrize(("change", "rule"), [
+    ({"input_reads": {"data": FileReads(read=(), present=("a.csv",))}}, "processing.inputs"),
+    ({"outputs": {"output": ()}}, "processing.outputs"),
+    ({"error": JobRun("err", "Completed", exit_message="failed but exit 0")}, "processing.error-exit-code"),
+    ({"error": JobRun("err", "Failed", f"{NO_FAILURE_FILE} (algo-1 exited with code 1)")},
+     "processing.failure-message"),
+    ({"stop": StopObservation(signals=(15, 9), exit_code=137, grace_seconds=120)}, "processing.sigterm"),
+])
+def test_each_processing_fault_fails_exactly_its_rule(change: dict[str, object], rule: str) -> None:
+    seen = ProcessingObservations(**{**good_processing().__dict__, **change})
+    assert [r for r, o in outcomes("processing", seen).items() if o is Outcome.FAIL] == [rule]
+
+
+def test_a_failure_file_is_enough_for_the_failure_message_rule() -> None:
+    seen = ProcessingObservations(**{**good_processing().__dict__,
+                                     "error": JobRun("err", "Failed", "AlgorithmError: bad rows")})
+    assert outcomes("processing", seen)["processing.failure-message"] is Outcome.PASS
+
+
+# -- transform ----------------------------------------------------------------------------------
+
+
+def good_transform() -> TransformObservations:
+    return TransformObservations(job=DONE, execution_parameters='200: {"MaxConcurrentTransforms": 2}',
+                                 records_in={"part-0": 3, "part-1": 5}, records_out={"part-0": 3, "part-1": 5})
+
+
+def test_a_conforming_transform_container_passes_every_rule() -> None:
+    assert set(outcomes("transform", good_transform()).values()) == {Outcome.PASS}
+    not_offered = TransformObservations(**{**good_transform().__dict__, "execution_parameters": "404"})
+    assert outcomes("transform", not_offered)["transform.execution-parameters"] is Outcome.PASS
+
+
+@pytest.mark.parametrize("body", ['{"MaxConcurrentTransforms": 0}', '{"BatchStrategy": "MultiRecord"}',
+                                  '{"MaxPayloadInMB": -1}', "not json", '["MULTI_RECORD"]', '{"Workers": 2}'])
+def test_invalid_execution_parameters_fail(body: str) -> None:
+    seen = TransformObservations(**{**good_transform().__dict__, "execution_parameters": f"200: {body}"})
+    assert [r for r, o in outcomes("transform", seen).items() if o is Outcome.FAIL] == [
+        "transform.execution-parameters"]
+
+
+def test_one_answer_for_many_records_fails_the_records_rule() -> None:
+    seen = TransformObservations(**{**good_transform().__dict__, "records_out": {"part-0": 1, "part-1": 1}})
+    assert [r for r, o in outcomes("transform", seen).items() if o is Outcome.FAIL] == ["transform.records"]
+
+
+def test_a_transform_container_that_never_pings_fails_serve_and_blocks_the_rest() -> None:
+    seen = TransformObservations(job=JobRun("t", "Failed", "ClientError: did not answer GET /ping"))
+    result = outcomes("transform", seen)
+    assert result.pop("transform.serve") is Outcome.FAIL
+    assert set(result.values()) == {Outcome.SKIP}
