@@ -289,3 +289,11 @@ def test_a_transform_container_that_never_pings_fails_serve_and_blocks_the_rest(
     result = outcomes("transform", seen)
     assert result.pop("transform.serve") is Outcome.FAIL
     assert set(result.values()) == {Outcome.SKIP}
+
+
+def test_the_documentation_lists_every_rule() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "contract-tests.md").read_text()
+    missing = [rule.id for kind in KINDS for rule in rules_of(kind) if f"`{rule.id}`" not in page]
+    assert missing == []
