@@ -8,7 +8,6 @@ the rules that watch staged files then need that emulator's home on this machine
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 import socket
@@ -119,10 +118,10 @@ def free_port() -> int:
 def check_settings(home: Path, *, startup_timeout: float | None = None, training_stop_grace: float | None = None,
                    endpoint_stop_grace: float | None = None) -> Settings:
     """Settings of an emulator started for checks: the user's SMEMU_* settings, but a free loopback
-    port, the given home and the embedded S3 (a check shares nothing with another emulator)."""
-    settings = load_settings()
-    settings = dataclasses.replace(settings, host="127.0.0.1", port=free_port(), home=home, s3_endpoint=None,
-                                   host_home=None)
+    port, the given home and the in-memory S3 (a check shares nothing with another emulator)."""
+    from emulator.testing.local import session_variables
+
+    settings = load_settings(session_variables({}, free_port(), home))
     return settings.with_overrides(endpoint_startup_timeout_seconds=startup_timeout,
                                    training_stop_grace_seconds=training_stop_grace,
                                    container_stop_grace_seconds=endpoint_stop_grace)

@@ -33,8 +33,19 @@ log = logging.getLogger(__name__)
 
 MODES = ("process", "in-process")
 HEALTH_PATH = "/_smemu/health"
-STORE_VARIABLES = ("SMEMU_S3_ENDPOINT", "SMEMU_S3_ACCESS_KEY", "SMEMU_S3_SECRET_KEY")
-"""Variables of the caller's environment that must not leak into a session's emulator."""
+NOT_INHERITED = ("SMEMU_S3_STORE", "SMEMU_S3_ENDPOINT", "SMEMU_S3_ACCESS_KEY", "SMEMU_S3_SECRET_KEY", "SMEMU_HOST_HOME")
+"""Variables of the caller's environment that must not leak into a session's emulator (its store, its home)."""
+
+
+def session_variables(given: Mapping[str, str], port: int, home: Path) -> dict[str, str]:
+    """SMEMU_* settings of an emulator for tests or checks: the caller's environment less its S3 store,
+    then ``given``, then our port and home. Without an ``SMEMU_S3_ENDPOINT`` in ``given`` the store is
+    the in-memory one (``SMEMU_S3_STORE=memory``): nothing to install, nothing left on disk."""
+    inherited = {k: v for k, v in os.environ.items() if k.startswith("SMEMU_") and k not in NOT_INHERITED}
+    variables = {**inherited, **given}
+    if not variables.get("SMEMU_S3_ENDPOINT"):
+        variables.setdefault("SMEMU_S3_STORE", "memory")
+    return {**variables, "SMEMU_HOST": "127.0.0.1", "SMEMU_PORT": str(port), "SMEMU_HOME": str(home)}
 
 
 class LocalEmulator:
@@ -54,15 +65,9 @@ class LocalEmulator:
         self._server: Any = None
         self._log = self.home.parent / f"{self.home.name}.log"
 
-    def _variables(self) -> dict[str, str]:
-        """The SMEMU_* settings of this emulator: the caller's, less a store, plus ours."""
-        inherited = {k: v for k, v in os.environ.items() if k.startswith("SMEMU_") and k not in STORE_VARIABLES}
-        return {**inherited, **self.environment, "SMEMU_HOST": "127.0.0.1", "SMEMU_PORT": str(self.port),
-                "SMEMU_HOME": str(self.home)}
-
     def start(self) -> EmulatorTarget:
         """Start and return once the edge answers ``/_smemu/health``; RuntimeError with its log if not."""
-        variables = self._variables()
+        variables = session_variables(self.environment, self.port, self.home)
         if self.mode == "in-process":
             from emulator.server import EmulatorServer
 
