@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from emulator.contract.engine import ContainerEvents, docker_client
 from emulator.contract.observations import JobRun, StopObservation
@@ -36,6 +37,12 @@ class JobKind:
 TRAINING = JobKind("training-job", "training job", "TrainingJobName", "TrainingJobStatus", "/aws/sagemaker/TrainingJobs")
 PROCESSING = JobKind("processing-job", "processing job", "ProcessingJobName", "ProcessingJobStatus",
                      "/aws/sagemaker/ProcessingJobs")
+
+
+class NamedJob(Protocol):
+    """A job a runner is about to create (anything with a name)."""
+
+    name: str
 
 
 class JobDriver:
@@ -93,6 +100,15 @@ class JobDriver:
             if run.status == "Failed":
                 return StopObservation(not_observed=f"the stop run failed before it could be stopped ({run.why()})")
             return watch.observe_stop(timeout=5.0, grace=self.stop_grace)
+
+    def run_three(self, create: Callable[[Any], float], main: NamedJob, error: NamedJob | None, stop: NamedJob,
+                  stop_after: float) -> tuple[JobRun, JobRun | None, StopObservation]:
+        """The normal, error (when there is one) and stop runs at once; ``create(job)`` creates one."""
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"smemu-check-{self.kind.label}") as pool:
+            main_future = pool.submit(lambda: self.wait(main.name, create(main)))
+            error_future = pool.submit(lambda: self.wait(error.name, create(error))) if error is not None else None
+            stop_future = pool.submit(self.stop_run, stop.name, lambda: create(stop), stop_after)
+            return main_future.result(), error_future.result() if error_future else None, stop_future.result()
 
     def _stop(self, name: str) -> None:
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from emulator.contract.observations import SIGKILL, SIGTERM, FileReads, JobRun, StopObservation
-from emulator.contract.rules import Verdict, clip, failed, passed, skipped
+from emulator.contract.rules import Outcome, Verdict, clip, failed, passed, skipped
 
 
 def judge_stop(stop: StopObservation | None, what: str, platform_grace: str) -> Verdict:
@@ -52,3 +52,38 @@ def judge_reads(reads: FileReads | None, what: str, path: str) -> Verdict:
         return passed(f"read {len(reads.read)} of {len(reads.present)} {what} file(s) at {path}: {clip(shown, 160)}")
     return failed(f"never opened any of the {len(reads.present)} {what} file(s) SageMaker put at {path} "
                   f"({clip(', '.join(sorted(reads.present)[:5]), 160)})")
+
+
+def worst(verdicts: list[Verdict], all_passed: str) -> Verdict:
+    """The first FAIL, else the first SKIP, else a PASS whose evidence joins every verdict's."""
+    for outcome in (Outcome.FAIL, Outcome.SKIP):
+        found = [v for v in verdicts if v.outcome is outcome]
+        if found:
+            return found[0]
+    return passed(all_passed or "; ".join(v.evidence for v in verdicts))
+
+
+def error_run_blocked(main: JobRun | None, rule_of_run: str, error: JobRun | None, how_to_fail: str) -> Verdict | None:
+    """A SKIP verdict for the error-run rules unless the normal run completed and the error run ended."""
+    blocked = needs_completed(main, rule_of_run)
+    if blocked:
+        return blocked
+    if error is None:
+        return skipped(f"not evaluated: no error run took place (give {how_to_fail})")
+    if error.status == "Stopped":
+        return skipped(f"not evaluated: the error run was stopped ({error.why()})")
+    return None
+
+
+def judge_error_exit(error: JobRun, stimulus: str, explicit: bool, how_to_fail: str) -> Verdict:
+    """PASS when the error run ended Failed; FAIL when the user named the failing input and it did not."""
+    if error.status == "Failed":
+        return passed(f"with {stimulus}, the container exited non-zero: job {error.name} Failed")
+    if explicit:
+        logged = " / ".join(error.log_tail[-3:])
+        return failed(f"with {stimulus} (which the check was told makes it fail), the container exited 0, so job "
+                      f"{error.name} ended {error.status}"
+                      + (f" with ExitMessage {error.exit_message!r}" if error.exit_message else "")
+                      + (f"; last log lines: {clip(logged, 300)}" if logged else ""))
+    return skipped(f"not evaluated: with {stimulus} job {error.name} still ended {error.status} (it accepted that "
+                   f"input); give {how_to_fail}")

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from emulator.contract.judges import judge_reads, judge_stop, needs_completed
+from emulator.contract.judges import (
+    error_run_blocked,
+    judge_error_exit,
+    judge_reads,
+    judge_stop,
+    needs_completed,
+    worst,
+)
 from emulator.contract.observations import FileReads, JobRun, StopObservation
 from emulator.contract.rules import Rule, Verdict, clip, dg, failed, passed, skipped
 from emulator.training.collect import NO_FAILURE_FILE
@@ -52,13 +59,8 @@ def _inputs(o: ProcessingObservations) -> Verdict:
         return blocked
     if not o.input_reads:
         return skipped("not evaluated: no input was given (smemu check --channel NAME=PATH_OR_S3_URI)")
-    verdicts = [judge_reads(reads, f"input {name!r}", f"/opt/ml/processing/input/{name}")
-                for name, reads in sorted(o.input_reads.items())]
-    for outcome in ("FAIL", "SKIP"):
-        worst = [v for v in verdicts if v.outcome.value == outcome]
-        if worst:
-            return worst[0]
-    return passed("; ".join(v.evidence for v in verdicts))
+    return worst([judge_reads(reads, f"input {name!r}", f"/opt/ml/processing/input/{name}")
+                  for name, reads in sorted(o.input_reads.items())], "")
 
 
 def _outputs(o: ProcessingObservations) -> Verdict:
@@ -76,16 +78,11 @@ def _outputs(o: ProcessingObservations) -> Verdict:
     return passed(f"every output's LocalPath was uploaded: {clip(shown, 300)}")
 
 
+HOW_TO_FAIL = "--error-argument ARG or --error-channel NAME=PATH that makes the job fail"
+
+
 def _error_run(o: ProcessingObservations) -> Verdict | None:
-    blocked = needs_completed(o.main, ENTRYPOINT)
-    if blocked:
-        return blocked
-    if o.error is None:
-        return skipped("not evaluated: no error run took place (give an input to corrupt, or --error-argument / "
-                       "--error-channel that makes the job fail)")
-    if o.error.status == "Stopped":
-        return skipped(f"not evaluated: the error run was stopped ({o.error.why()})")
-    return None
+    return error_run_blocked(o.main, ENTRYPOINT, o.error, f"an input to corrupt, or {HOW_TO_FAIL}")
 
 
 def _exit_code(o: ProcessingObservations) -> Verdict:
@@ -93,14 +90,7 @@ def _exit_code(o: ProcessingObservations) -> Verdict:
     if blocked:
         return blocked
     assert o.error is not None
-    if o.error.status == "Failed":
-        return passed(f"with {o.error_stimulus}, the container exited non-zero: job {o.error.name} Failed")
-    if o.error_explicit:
-        return failed(f"with {o.error_stimulus} (which the check was told makes the job fail), the container "
-                      f"exited 0, so job {o.error.name} ended {o.error.status}"
-                      + (f" with ExitMessage {o.error.exit_message!r}" if o.error.exit_message else ""))
-    return skipped(f"not evaluated: with {o.error_stimulus} job {o.error.name} still ended {o.error.status}; give "
-                   "--error-argument ARG or --error-channel NAME=PATH that makes it fail")
+    return judge_error_exit(o.error, o.error_stimulus, o.error_explicit, HOW_TO_FAIL)
 
 
 def _failure_message(o: ProcessingObservations) -> Verdict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from emulator.contract.file_reads import ReadWatch
 from emulator.contract.inputs import CheckOptions, StagedChannel, stage_channel
 from emulator.contract.jobs import PROCESSING, JobDriver
-from emulator.contract.observations import FileReads, JobRun
+from emulator.contract.observations import FileReads
 from emulator.contract.processing_rules import ProcessingObservations
 from emulator.contract.session import EmulatorTarget, unique_name
 from emulator.processing.inputs import WORK_FOLDER, replicated_input_dir
@@ -62,13 +61,7 @@ class ProcessingCheck:
         main = _Job(unique_name("check-process"), opts.arguments, inputs)
         error, stimulus = self._error_job(inputs)
         stop = _Job(unique_name("check-pstop"), opts.stop_arguments or opts.arguments, inputs)
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="smemu-check-process") as pool:
-            main_future = pool.submit(self._run_job, main)
-            error_future = pool.submit(self._run_job, error) if error is not None else None
-            stop_future = pool.submit(self.jobs.stop_run, stop.name, lambda: self._create(stop), opts.stop_after)
-            main_run = main_future.result()
-            error_run = error_future.result() if error_future is not None else None
-            stop_seen = stop_future.result()
+        main_run, error_run, stop_seen = self.jobs.run_three(self._create, main, error, stop, opts.stop_after)
         return ProcessingObservations(
             main=main_run,
             input_reads={c.name: self._reads(main, c) for c in inputs},
@@ -125,9 +118,6 @@ class ProcessingCheck:
             self._forget_watch(job)
             raise
         return started
-
-    def _run_job(self, job: _Job) -> JobRun:
-        return self.jobs.wait(job.name, self._create(job))
 
     def _output_uri(self, job: str, output: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}/output/{job}/{output}"

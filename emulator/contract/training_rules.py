@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emulator.contract.judges import judge_reads, judge_stop, needs_completed
+from emulator.contract.judges import (
+    error_run_blocked,
+    judge_error_exit,
+    judge_reads,
+    judge_stop,
+    needs_completed,
+    worst,
+)
 from emulator.contract.observations import FileReads, JobRun, StopObservation
 from emulator.contract.rules import Rule, Verdict, clip, dg, failed, passed, skipped
 from emulator.training.collect import NO_FAILURE_FILE
@@ -65,13 +72,8 @@ def _channels(o: TrainingObservations) -> Verdict:
         return skipped("not evaluated: file reads were not observed")
     if not o.channel_reads:
         return skipped("not evaluated: no channel was given (smemu check --channel NAME=PATH_OR_S3_URI)")
-    verdicts = {name: judge_reads(reads, f"channel {name!r}", f"/opt/ml/input/data/{name}")
-                for name, reads in sorted(o.channel_reads.items())}
-    for outcome in ("FAIL", "SKIP"):
-        worst = [v for v in verdicts.values() if v.outcome.value == outcome]
-        if worst:
-            return worst[0]
-    return passed("; ".join(v.evidence for v in verdicts.values()))
+    return worst([judge_reads(reads, f"channel {name!r}", f"/opt/ml/input/data/{name}")
+                  for name, reads in sorted(o.channel_reads.items())], "")
 
 
 def _model_dir(o: TrainingObservations) -> Verdict:
@@ -91,16 +93,11 @@ def _model_dir(o: TrainingObservations) -> Verdict:
                   f"folder SageMaker uploads as the model{hint}")
 
 
+HOW_TO_FAIL = "--error-hyperparameter KEY=VALUE or --error-channel NAME=PATH that makes the algorithm fail"
+
+
 def _error_run(o: TrainingObservations) -> Verdict | None:
-    blocked = needs_completed(o.main, TRAIN)
-    if blocked:
-        return blocked
-    if o.error is None:
-        return skipped("not evaluated: no error run took place (give a channel to corrupt, or "
-                       "--error-hyperparameter KEY=VALUE / --error-channel NAME=PATH that makes the algorithm fail)")
-    if o.error.status == "Stopped":
-        return skipped(f"not evaluated: the error run was stopped ({o.error.why()})")
-    return None
+    return error_run_blocked(o.main, TRAIN, o.error, f"a channel to corrupt, or {HOW_TO_FAIL}")
 
 
 def _error_exit_code(o: TrainingObservations) -> Verdict:
@@ -108,16 +105,7 @@ def _error_exit_code(o: TrainingObservations) -> Verdict:
     if blocked:
         return blocked
     assert o.error is not None
-    if o.error.status == "Failed":
-        return passed(f"with {o.error_stimulus}, the container exited non-zero: job {o.error.name} Failed")
-    if o.error_explicit:
-        logged = " / ".join(o.error.log_tail[-3:])
-        return failed(f"with {o.error_stimulus} (which the check was told makes the algorithm fail), the "
-                      f"container exited 0, so job {o.error.name} ended {o.error.status}"
-                      + (f"; last log lines: {clip(logged, 300)}" if logged else ""))
-    return skipped(f"not evaluated: with {o.error_stimulus} job {o.error.name} still ended {o.error.status} (the "
-                   "algorithm accepted that input); give --error-hyperparameter KEY=VALUE or --error-channel "
-                   "NAME=PATH that makes it fail")
+    return judge_error_exit(o.error, o.error_stimulus, o.error_explicit, HOW_TO_FAIL)
 
 
 def _failure_file(o: TrainingObservations) -> Verdict:

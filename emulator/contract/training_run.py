@@ -13,7 +13,6 @@ import logging
 import shutil
 import tarfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from emulator.contract.file_reads import ReadWatch
 from emulator.contract.inputs import CheckOptions, StagedChannel, archive_members, stage_channel
 from emulator.contract.jobs import TRAINING, JobDriver
-from emulator.contract.observations import FileReads, JobRun, StopObservation
+from emulator.contract.observations import FileReads, JobRun
 from emulator.contract.session import EmulatorTarget, unique_name
 from emulator.contract.training_rules import TrainingObservations
 from emulator.training.staging import host_input_dir, job_work_dir, replicated_channel_dir
@@ -69,13 +68,7 @@ class TrainingCheck:
         main = _Job(unique_name("check-train"), dict(opts.hyperparameters), channels)
         error, stimulus = self._error_job(channels)
         stop = _Job(unique_name("check-stop"), {**opts.hyperparameters, **opts.stop_hyperparameters}, channels)
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="smemu-check-train") as pool:
-            main_future = pool.submit(self._run_job, main)
-            error_future = pool.submit(self._run_job, error) if error is not None else None
-            stop_future = pool.submit(self._stop_job, stop)
-            main_run = main_future.result()
-            error_run = error_future.result() if error_future is not None else None
-            stop_seen = stop_future.result()
+        main_run, error_run, stop_seen = self.jobs.run_three(self._create, main, error, stop, opts.stop_after)
         model_files, output_files = self._artifacts(main_run) if main_run.completed else (None, ())
         return TrainingObservations(
             main=main_run,
@@ -134,13 +127,6 @@ class TrainingCheck:
             self._forget_watch(job)
             raise
         return started
-
-    def _run_job(self, job: _Job) -> JobRun:
-        return self.jobs.wait(job.name, self._create(job))
-
-    def _stop_job(self, job: _Job) -> StopObservation:
-        """Start the stop run and stop it ``stop_after`` seconds after its container started."""
-        return self.jobs.stop_run(job.name, lambda: self._create(job), self.options.stop_after)
 
     # -- observations -------------------------------------------------------------------------
 

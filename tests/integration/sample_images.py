@@ -72,21 +72,18 @@ def build_sample_image(
     except docker.errors.ImageNotFound as exc:
         raise RuntimeError(f"base image {base_image} is missing; run scripts/install-docker") from exc
     tag = f"smemu-sample/{name}:{content_hash(context, str(base.id))}"
+    return _build_once(client, context, tag, {"BASE_IMAGE": base_image})
+
+
+def _build_once(client: docker.DockerClient, context: Path, tag: str, buildargs: dict[str, str]) -> str:
+    """Build ``context`` as ``tag`` unless that (content-hashed) tag exists already; return the tag."""
     try:
         client.images.get(tag)
         return tag
     except docker.errors.ImageNotFound:
         pass
-    client.images.build(
-        path=str(context),
-        tag=tag,
-        buildargs={"BASE_IMAGE": base_image},
-        network_mode="host",
-        labels=LABELS,
-        pull=False,
-        rm=True,
-        forcerm=True,
-    )
+    client.images.build(path=str(context), tag=tag, buildargs=buildargs, network_mode="host", labels=LABELS,
+                        pull=False, rm=True, forcerm=True)
     return tag
 
 
@@ -110,14 +107,7 @@ def build_broken_image(sample: str, rule_id: str, client: docker.DockerClient | 
     base_id = str(client.images.get(reference).id)
     digest = content_hash(context, base_id + json.dumps(args, sort_keys=True))
     tag = f"smemu-sample/broken-{sample.replace('_', '-')}:{rule_id.split('.', 1)[1]}-{digest[:12]}"
-    try:
-        client.images.get(tag)
-        return tag
-    except docker.errors.ImageNotFound:
-        pass
-    client.images.build(path=str(context), tag=tag, buildargs=args, network_mode="host", labels=LABELS,
-                        pull=False, rm=True, forcerm=True)
-    return tag
+    return _build_once(client, context, tag, args)
 
 
 @contextmanager
