@@ -93,7 +93,7 @@ def options_from(args: argparse.Namespace) -> Any:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Run the check and print the table; 0 when no rule failed, 1 when one did, 2 on bad input."""
+    """Run the check and print the table; 0 when no rule failed, 1 when one did, 2 on bad input or no engine."""
     from emulator.contract import (
         CheckInputError,
         EmulatorTarget,
@@ -103,11 +103,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         run_check,
     )
 
+    import docker
+    import docker.errors
+
     try:
         options = options_from(args)
         options.requests()
     except CheckInputError as exc:
         print(f"smemu check: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        docker.from_env().ping()
+    except docker.errors.DockerException as exc:
+        print(f"smemu check: no Docker engine answers ({exc}); start one (scripts/install-docker)", file=sys.stderr)
         return EXIT_USAGE
     print(f"checking {args.image} as a {args.kind} container through the emulator...", file=sys.stderr, flush=True)
     try:
