@@ -94,6 +94,9 @@ def options_from(args: argparse.Namespace) -> Any:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run the check and print the table; 0 when no rule failed, 1 when one did, 2 on bad input or no engine."""
+    import docker
+    import docker.errors
+
     from emulator.contract import (
         CheckInputError,
         EmulatorTarget,
@@ -102,9 +105,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         render_table,
         run_check,
     )
-
-    import docker
-    import docker.errors
 
     try:
         options = options_from(args)
