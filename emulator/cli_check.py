@@ -96,6 +96,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Run the check and print the table; 0 when no rule failed, 1 when one did, 2 on bad input or no engine."""
     import docker
     import docker.errors
+    from botocore.exceptions import ClientError
 
     from emulator.contract import (
         CheckInputError,
@@ -130,6 +131,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                 report = run_check(target, args.image, args.kind, options)
     except CheckInputError as exc:
         print(f"smemu check: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ClientError as exc:  # the emulator refused what the options describe (an invalid name or value)
+        print(f"smemu check: the emulator refused the check's request: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(render_table(report), end="")
     if args.junit_xml:
