@@ -87,6 +87,12 @@ def test_emulator_container_answers_and_uses_minio(smemu_emulator_container, sme
     with pytest.raises(botocore.exceptions.ClientError) as err:
         sm.describe_training_job(TrainingJobName="no-such-job-" + uuid.uuid4().hex[:6])
     assert err.value.response["Error"]["Code"] == "ValidationException"
+
+def test_the_session_emulator_can_be_the_container(smemu_endpoint_url, smemu_emulator_container,
+                                                   smemu_boto3_session):
+    # run with --smemu-emulator=container: the session's fixtures use the emulator's image
+    assert smemu_endpoint_url == smemu_emulator_container.url
+    assert smemu_boto3_session.client("sagemaker").list_endpoints()["Endpoints"] == []
 '''
 
 
@@ -125,10 +131,11 @@ def test_fixtures_start_minio_and_the_emulator_and_clean_up(
     pytester.makeconftest(INNER_CONFTEST)
     pytester.makepyfile(test_inner=INNER_TESTS)
 
-    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider", "-rs", "-q", timeout=300)
+    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider", "-rs", "-q",
+                                           "--smemu-emulator=container", timeout=300)
 
     assert result.ret == 0, result.stdout.str()
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
     seen = json.loads(record.read_text())
     # Finalizers removed the containers and the emulator's home (Ryuk was off).
     with pytest.raises(docker.errors.NotFound):
