@@ -76,28 +76,62 @@ def test_two_hosts_train_on_the_cluster_with_sharded_data(kube_emulator: str, ku
     assert kube_backend.find({"smemu.name": name}) == []  # every pod removed
 
 
-def test_a_two_instance_endpoint_serves_from_pods_and_leaves_none(kube_emulator: str, kube_backend: Any) -> None:
-    sagemaker, s3 = make_client("sagemaker", kube_emulator), make_client("s3", kube_emulator)
-    runtime = make_client("sagemaker-runtime", kube_emulator, read_timeout=60)
-    role = create_sagemaker_role(kube_emulator)
+def _endpoint(url: str, count: int) -> str:
+    """An InService endpoint of ``count`` instances of the sample serving image; its name."""
+    sagemaker, s3 = make_client("sagemaker", url), make_client("s3", url)
+    role = create_sagemaker_role(url)
     bucket, model, name = unique_name("bucket"), unique_name("model"), unique_name("kube-ep")
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="model.tar.gz", Body=model_archive("on-kubernetes"))
     sagemaker.create_model(ModelName=model, ExecutionRoleArn=role, PrimaryContainer={
         "Image": build_sample_image("serving"), "ModelDataUrl": f"s3://{bucket}/model.tar.gz"})
     sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}])
+        "VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": count,
+        "InstanceType": "ml.m5.large"}])
     sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
     described = wait_until(lambda: (d := sagemaker.describe_endpoint(EndpointName=name))["EndpointStatus"]
-                      in ("InService", "Failed") and d, 180, "InService")
+                           in ("InService", "Failed") and d, 180, "InService")
     assert described["EndpointStatus"] == "InService", described.get("FailureReason")
+    return name
 
+
+def _invoke(url: str, name: str) -> dict[str, Any]:
+    runtime = make_client("sagemaker-runtime", url, read_timeout=60)
+    answer = runtime.invoke_endpoint(EndpointName=name, Body=b"{}", ContentType="application/json")
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    return dict(json.loads(answer["Body"].read()))
+
+
+def test_a_two_instance_endpoint_serves_from_pods_and_leaves_none(kube_emulator: str, kube_backend: Any) -> None:
+    name = _endpoint(kube_emulator, 2)
     pods = kube_backend.find({"smemu.kind": "endpoint", "smemu.name": name})
     assert len(pods) == 2 and all(pod.running for pod in pods)
     for _ in range(4):
-        answer = runtime.invoke_endpoint(EndpointName=name, Body=b"{}", ContentType="application/json")
-        assert answer["InvokedProductionVariant"] == "AllTraffic"
-        assert json.loads(answer["Body"].read())["model"] == "on-kubernetes"
+        assert _invoke(kube_emulator, name)["model"] == "on-kubernetes"
 
-    sagemaker.delete_endpoint(EndpointName=name)
+    make_client("sagemaker", kube_emulator).delete_endpoint(EndpointName=name)
     wait_until(lambda: kube_backend.find({"smemu.name": name}) == [], 60, "every pod of the endpoint removed")
+
+
+def test_a_restarted_emulator_adopts_its_endpoints_pods(kube_settings: Settings, kube_backend: Any,
+                                                        tmp_path: Any) -> None:
+    from emulator.server import EmulatorServer
+
+    settings = kube_settings.with_overrides(port=free_port(), host="127.0.0.1", home=tmp_path / "home")
+    url = f"http://127.0.0.1:{settings.port}"
+    server = EmulatorServer(settings).start()
+    try:
+        name = _endpoint(url, 1)
+        before = [pod.id for pod in kube_backend.find({"smemu.name": name})]
+    finally:
+        server.stop()  # endpoints' containers outlive the emulator, to be adopted by the next start
+    server = EmulatorServer(settings).start()
+    try:
+        described = make_client("sagemaker", url).describe_endpoint(EndpointName=name)
+        assert described["EndpointStatus"] == "InService"
+        assert _invoke(url, name)["model"] == "on-kubernetes"
+        assert [pod.id for pod in kube_backend.find({"smemu.name": name})] == before  # the same pod
+        make_client("sagemaker", url).delete_endpoint(EndpointName=name)
+        wait_until(lambda: kube_backend.find({"smemu.name": name}) == [], 60, "every pod of the endpoint removed")
+    finally:
+        server.stop()
