@@ -57,3 +57,82 @@ def put_log_lines(
 def stream_name(prefix: str, started: float | None = None) -> str:
     """``<prefix>-<epoch seconds>``: the stream naming SageMaker uses for training hosts."""
     return f"{prefix}-{int(started if started is not None else time.time())}"
+
+
+# -- reading logs back, and metrics (the dashboard's and `smemu logs`' sources) -------------------
+
+
+def stream_names(account_id: str, region: str, group: str, prefix: str = "") -> list[str]:
+    """Names of the streams of ``group`` that start with ``prefix`` (none when the group does not exist)."""
+    backend = _backend(account_id, region)
+    with _lock:
+        found = backend.groups.get(group)
+        names = list(found.streams) if found is not None else []
+    return sorted(name for name in names if name.startswith(prefix))
+
+
+def read_events(
+    account_id: str, region: str, group: str, stream: str, start: int = 0, limit: int = 1000
+) -> list[tuple[float, str]]:
+    """Events ``start`` .. ``start + limit`` of a stream, as ``(epoch seconds, message)``, in write order."""
+    backend = _backend(account_id, region)
+    with _lock:
+        found = backend.groups.get(group)
+        log_stream = found.streams.get(stream) if found is not None else None
+        events = log_stream.events[start : start + limit] if log_stream is not None else []
+    return [(event.timestamp / 1000.0, str(event.message)) for event in events]
+
+
+def _cloudwatch(account_id: str, region: str) -> Any:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    return cloudwatch_backends[account_id][region]
+
+
+def put_metric_values(
+    account_id: str,
+    region: str,
+    namespace: str,
+    values: Iterable[tuple[str, float, float, dict[str, str]]],
+) -> None:
+    """Put ``(metric name, value, epoch seconds, dimensions)`` datapoints into CloudWatch metrics."""
+    import datetime as dt
+
+    data = [
+        {
+            "MetricName": name,
+            "Value": value,
+            "Timestamp": dt.datetime.fromtimestamp(ts, dt.timezone.utc).replace(tzinfo=None),
+            "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(dims.items())],
+        }
+        for name, value, ts, dims in values
+    ]
+    if data:
+        _cloudwatch(account_id, region).put_metric_data(namespace, data)
+
+
+def metric_points(
+    account_id: str, region: str, namespace: str, dimensions: dict[str, str]
+) -> list[tuple[str, dict[str, str], float, float, float]]:
+    """Every datapoint in ``namespace`` carrying ``dimensions``, oldest first.
+
+    Each is ``(metric name, all its dimensions, epoch seconds, average value, sample count)``;
+    a statistic set (what the emulator's own publishers put) counts as its mean over its samples.
+    """
+    import datetime as dt
+
+    points = []
+    for datum in list(_cloudwatch(account_id, region).metric_data):
+        if datum.namespace != namespace:
+            continue
+        dims = {d.name: d.value for d in datum.dimensions}
+        if any(dims.get(k) != v for k, v in dimensions.items()):
+            continue
+        stamp = datum.timestamp
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=dt.timezone.utc)
+        count = float(getattr(datum, "sample_count", 1.0))
+        value = float(datum.sum) / count if hasattr(datum, "sum") and count else float(getattr(datum, "value", 0.0))
+        points.append((str(datum.name), dims, stamp.timestamp(), value, count))
+    points.sort(key=lambda p: p[2])
+    return points
