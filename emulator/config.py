@@ -100,6 +100,9 @@ class Settings:
     disk); the least recently used is unloaded and deleted beyond it. Unset: no count limit."""
     mme_cache_bytes: int | None = None
     """SMEMU_MME_CACHE_BYTES: at most this many extracted model bytes per multi-model instance."""
+    endpoint_health_check_seconds: float = 5.0
+    """SMEMU_ENDPOINT_HEALTH_CHECK_SECONDS: how often InService endpoint instances are checked
+    (container running, GET /ping); a failed instance is replaced. 0 turns the checks off."""
 
     @property
     def state_dir(self) -> Path:
@@ -166,6 +169,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             text("TRAINING_CHECKPOINT_SYNC_SECONDS", str(defaults.training_checkpoint_sync_seconds))),
         mme_cache_models=int(env["SMEMU_MME_CACHE_MODELS"]) if env.get("SMEMU_MME_CACHE_MODELS") else None,
         mme_cache_bytes=int(env["SMEMU_MME_CACHE_BYTES"]) if env.get("SMEMU_MME_CACHE_BYTES") else None,
+        endpoint_health_check_seconds=float(
+            text("ENDPOINT_HEALTH_CHECK_SECONDS", str(defaults.endpoint_health_check_seconds))),
     )
 
 
