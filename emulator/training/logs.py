@@ -21,6 +21,7 @@ from emulator.training.metrics import MetricCollector
 log = logging.getLogger(__name__)
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+METRIC_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 _FLUSH_SECONDS = 0.25
 _MAX_BATCH = 5000
 
@@ -35,10 +36,12 @@ def stream_for(job_name: str, host_name: str, started: float) -> str:
 class JobLogs:
     """Collects every host's lines and writes them to CloudWatch Logs in batches."""
 
-    def __init__(self, account_id: str, region: str, metrics: MetricCollector) -> None:
+    def __init__(self, account_id: str, region: str, metrics: MetricCollector, job_name: str | None = None) -> None:
         self.account_id = account_id
         self.region = region
         self.metrics = metrics
+        self.job_name = job_name
+        """Set: the metric values are also put into CloudWatch metrics with this TrainingJobName."""
         self._buffers: dict[str, list[tuple[float, str]]] = {}
         self._lock = threading.Lock()
         self._readers: list[threading.Thread] = []
@@ -89,6 +92,14 @@ class JobLogs:
                                              lines[start : start + _MAX_BATCH])
                 except Exception:
                     log.exception("writing %d log lines to %s failed", len(lines), stream)
+        series = self.metrics.take_series()
+        if series and self.job_name:
+            dimensions = {"TrainingJobName": self.job_name}
+            try:
+                cloudwatch.put_metric_values(self.account_id, self.region, METRIC_NAMESPACE,
+                                             [(name, value, ts, dimensions) for name, value, ts in series])
+            except Exception:
+                log.exception("writing %d metric values of %s failed", len(series), self.job_name)
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(_FLUSH_SECONDS):

@@ -3,7 +3,10 @@
 SageMaker scans every stdout/stderr line of every host with each definition's regex; the
 first capture group (or the whole match when the regex has none) is the value. The last
 numeric value of each metric becomes its ``FinalMetricDataList`` entry (DOC training-metrics).
-A value that is not a number is skipped, as it could not be a metric's float.
+A value that is not a number is skipped, as it could not be a metric's float. Every value is
+also kept for CloudWatch (namespace ``/aws/sagemaker/TrainingJobs``, dimension
+``TrainingJobName``, where SageMaker publishes them and the SDK's TrainingJobAnalytics reads
+them); the job's log flusher takes them with :meth:`MetricCollector.take_series`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class MetricCollector:
                 log.warning("metric %s: regex %r does not compile: %s", definition.get("Name"),
                             definition.get("Regex"), exc)
         self._latest: dict[str, tuple[float, float]] = {}
+        self._series: list[tuple[str, float, float]] = []
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
@@ -49,6 +53,13 @@ class MetricCollector:
                 continue
             with self._lock:
                 self._latest[name] = (value, timestamp)
+                self._series.append((name, value, timestamp))
+
+    def take_series(self) -> list[tuple[str, float, float]]:
+        """``(metric, value, epoch seconds)`` of every match since the last call, in order."""
+        with self._lock:
+            taken, self._series = self._series, []
+        return taken
 
     def final_metrics(self) -> list[dict[str, Any]]:
         """``FinalMetricDataList``: each metric's last value, in definition order."""

@@ -134,7 +134,7 @@ class TrainingRunner:
         hosts = plan_hosts(request["ResourceConfig"])
         self._spot = bool(request.get("EnableManagedSpotTraining"))
         self._metrics = MetricCollector((request["AlgorithmSpecification"].get("MetricDefinitions")) or [])
-        self._logs = JobLogs(self.env.account_id, self.env.region, self._metrics)
+        self._logs = JobLogs(self.env.account_id, self.env.region, self._metrics, job_name=self.name)
         self._move("Starting", lifecycle.PREPARING_INSTANCES)
         try:
             backend = self.env.backend()
