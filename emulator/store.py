@@ -13,8 +13,9 @@ import json
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 Record = dict[str, Any]
 

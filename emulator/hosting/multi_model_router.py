@@ -26,7 +26,14 @@ from typing import Any
 from emulator.context import CallContext
 from emulator.errors import InternalFailure, ModelNotReadyException, ServiceError, ValidationError
 from emulator.hosting.container_http import ContainerResponse, ContainerUnreachable
-from emulator.hosting.invoke import MAX_PAYLOAD, Invocation, broken_error, model_error, no_instance, timeout_error
+from emulator.hosting.invoke import (
+    MAX_PAYLOAD,
+    Invocation,
+    broken_error,
+    model_error,
+    no_instance,
+    timeout_error,
+)
 from emulator.hosting.model_loader import (
     ContainerFailed,
     InstanceModels,
