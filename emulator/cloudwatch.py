@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 _lock = threading.Lock()
 
@@ -111,14 +112,24 @@ def put_metric_values(
         _cloudwatch(account_id, region).put_metric_data(namespace, data)
 
 
-def metric_points(
-    account_id: str, region: str, namespace: str, dimensions: dict[str, str]
-) -> list[tuple[str, dict[str, str], float, float, float]]:
-    """Every datapoint in ``namespace`` carrying ``dimensions``, oldest first.
+class MetricPoint(NamedTuple):
+    """One datapoint: a single value, or a statistic set counted as its samples."""
 
-    Each is ``(metric name, all its dimensions, epoch seconds, average value, sample count)``;
-    a statistic set (what the emulator's own publishers put) counts as its mean over its samples.
-    """
+    name: str
+    dimensions: dict[str, str]
+    timestamp: float
+    mean: float
+    count: float
+    unit: str
+
+    @property
+    def total(self) -> float:
+        """The sum of the samples (``mean * count``)."""
+        return self.mean * self.count
+
+
+def metric_points(account_id: str, region: str, namespace: str, dimensions: dict[str, str]) -> list[MetricPoint]:
+    """Every datapoint in ``namespace`` carrying ``dimensions``, oldest first."""
     import datetime as dt
 
     points = []
@@ -131,8 +142,8 @@ def metric_points(
         stamp = datum.timestamp
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=dt.timezone.utc)
-        count = float(getattr(datum, "sample_count", 1.0))
-        value = float(datum.sum) / count if hasattr(datum, "sum") and count else float(getattr(datum, "value", 0.0))
-        points.append((str(datum.name), dims, stamp.timestamp(), value, count))
-    points.sort(key=lambda p: p[2])
+        count = float(getattr(datum, "sample_count", 1.0)) or 1.0
+        mean = float(datum.sum) / count if hasattr(datum, "sum") else float(getattr(datum, "value", 0.0))
+        points.append(MetricPoint(str(datum.name), dims, stamp.timestamp(), mean, count, str(datum.unit or "None")))
+    points.sort(key=lambda p: p.timestamp)
     return points

@@ -21,6 +21,7 @@ from emulator.observe.kinds import KINDS, Kind, find_kind, region_and_account
 Record = dict[str, Any]
 LOG_PAGE = 2000
 """Most events one logs call returns per stream."""
+TIME_UNITS = frozenset({"Microseconds", "Milliseconds", "Seconds"})
 
 
 class UnknownKind(ValueError):
@@ -198,14 +199,17 @@ class Observer:
             region, account = region_and_account(owner[owner_kind.arn_field])
             points = cloudwatch.metric_points(account, region, owner_kind.metric_namespace,
                                               {owner_kind.metric_dimension: owner_kind.name(owner)})
-            for metric, dims, ts, value, count in points:
-                label = " ".join(f"{v}" for k, v in sorted(dims.items()) if k != owner_kind.metric_dimension)
+            for point in points:
+                dims = point.dimensions
+                label = " ".join(v for k, v in sorted(dims.items()) if k != owner_kind.metric_dimension)
                 if kind.children:
                     label = owner_kind.name(owner) + (f" {label}" if label else "")
-                entry = series.setdefault((metric, label), {"MetricName": metric, "Label": label, "Points": [],
-                                                            "SampleCount": 0.0})
-                entry["Points"].append([ts, value])
-                entry["SampleCount"] += count
+                entry = series.setdefault((point.name, label), {"MetricName": point.name, "Label": label,
+                                                                "Unit": point.unit, "Points": [], "SampleCount": 0.0})
+                # A time is shown as its mean; anything else (counts) as its sum per datapoint.
+                value = point.mean if point.unit in TIME_UNITS else point.total
+                entry["Points"].append([point.timestamp, value])
+                entry["SampleCount"] += point.count
         return {"Kind": kind.key, "Name": kind.name(record), "Series": list(series.values())}
 
     # -- helpers --------------------------------------------------------------------------------
@@ -241,17 +245,16 @@ class Observer:
             return {}
         region, account = region_and_account(record[kind.arn_field])
         per_variant: dict[str, Record] = {}
-        for metric, dims, _ts, value, count in cloudwatch.metric_points(
-            account, region, kind.metric_namespace, {kind.metric_dimension: kind.name(record)}
-        ):
-            entry = per_variant.setdefault(dims.get("VariantName", ""), {
+        for point in cloudwatch.metric_points(account, region, kind.metric_namespace,
+                                              {kind.metric_dimension: kind.name(record)}):
+            entry = per_variant.setdefault(point.dimensions.get("VariantName", ""), {
                 "Invocations": 0, "Invocation4XXErrors": 0, "Invocation5XXErrors": 0,
                 "ModelLatencyMeanMs": None, "_latency": [0.0, 0.0]})
-            if metric in ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors"):
-                entry[metric] += round(value * count)
-            elif metric == "ModelLatency":
-                entry["_latency"][0] += value * count
-                entry["_latency"][1] += count
+            if point.name in ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors"):
+                entry[point.name] += round(point.total)
+            elif point.name == "ModelLatency":
+                entry["_latency"][0] += point.total
+                entry["_latency"][1] += point.count
         for entry in per_variant.values():
             total, samples = entry.pop("_latency")
             if samples:

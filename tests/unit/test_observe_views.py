@@ -141,7 +141,8 @@ def test_training_metrics_and_endpoint_invocation_statistics(store: Store, tmp_p
     views = observer(store, tmp_path)
     metrics = views.metrics("training", "j")
     assert metrics is not None
-    assert metrics["Series"] == [{"MetricName": "train_loss", "Label": "", "Points": [[100.0, 0.9], [101.0, 0.4]],
+    assert metrics["Series"] == [{"MetricName": "train_loss", "Label": "", "Unit": "None",
+                                  "Points": [[100.0, 0.9], [101.0, 0.4]],
                                   "SampleCount": 2.0}]
     store.put("endpoint", "ep", {"EndpointName": "ep", "EndpointStatus": "InService",
                                  "EndpointArn": arn(account, "endpoint", "ep")}, 1.0)

@@ -203,7 +203,7 @@ function resourcePage(view, kind, name) {
 }
 
 function renderSummary(node, resource) {
-  node.replaceChildren(
+  node.replaceChildren(el("div", {},
     el("h1", {}, resource.Label + " ", el("span", { class: "mono", text: resource.Name }), " ", badge(resource.Status)),
     resource.FailureReason ? el("div", { class: "reason", id: "failure-reason", text: resource.FailureReason }) : null,
     facts([
@@ -215,7 +215,7 @@ function renderSummary(node, resource) {
       ["duration", resource.Kind === "endpoint" ? "" : duration(resource.StartTime || resource.CreationTime,
         resource.EndTime)],
       ["ARN", resource.Arn],
-    ]));
+    ])));
 }
 
 function jobDetails(resource) {
@@ -356,8 +356,8 @@ function chart(series) {
   }
   const last = ys[ys.length - 1];
   return el("figure", { class: "chart" },
-    el("figcaption", { text: series.MetricName + (series.Label ? " · " + series.Label : "") + " · last " +
-      format(last) }), picture);
+    el("figcaption", { text: series.MetricName + (series.Unit && series.Unit !== "None" ? " (" + series.Unit +
+      ")" : "") + (series.Label ? " · " + series.Label : "") + " · last " + format(last) }), picture);
 }
 
 function format(value) {
