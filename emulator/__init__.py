@@ -4,4 +4,4 @@ boto3, the AWS CLI and the SageMaker Python SDK talk to it as they would to Sage
 training, processing, hosting and batch transform run for real in Docker.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -4,6 +4,7 @@ runs, the endpoint's instance and invocation count, and asks nothing of any othe
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -28,11 +29,11 @@ TIMEOUT_MS = 30_000
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Chromium from Debian (scripts/test installs it), launched by Playwright."""
+    """Chromium from Debian (scripts/install-browser; SMEMU_CHROMIUM names another), launched by Playwright."""
     from playwright.sync_api import sync_playwright
 
-    executable = shutil.which("chromium") or CHROMIUM
-    assert shutil.which(executable), "chromium is not installed: run scripts/test (apt-get install chromium)"
+    executable = os.environ.get("SMEMU_CHROMIUM") or shutil.which("chromium") or CHROMIUM
+    assert shutil.which(executable), "chromium is not installed: run scripts/install-browser (apt-get install chromium)"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
