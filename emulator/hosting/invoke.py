@@ -108,15 +108,14 @@ class InvocationMetrics:
 
 
 def no_instance(route: EndpointRoute, variant: VariantRoute) -> ServiceUnavailable:
-    """AWS's answer while a variant has no healthy instance (one is being replaced).
+    """AWS's answer while a variant has no healthy instance (a failed one is being replaced).
 
     A 5xx is right here, unlike for a container's own failure: no container saw the request,
     so botocore's retries cannot run the model twice.
     """
     return ServiceUnavailable(
         "A transient exception occurred while retrieving variant instances. Please try your request again. "
-        f"(sagemaker-emulator: variant {variant.name} of endpoint {route.name} has no healthy instance right now; "
-        "a replacement is starting.)"
+        f"(sagemaker-emulator: variant {variant.name} of endpoint {route.name} has no healthy instance right now.)"
     )
 
 

@@ -6,6 +6,7 @@ records other services write (processing, transform, tuning)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -58,8 +59,10 @@ def test_logs_of_a_finished_job_found_by_name(sagemaker_client: Any, role_arn: s
 @pytest.mark.docker
 @pytest.mark.one_store
 def test_follow_stops_when_the_job_completes_and_honours_aws_endpoint_url(
-    sagemaker_client: Any, role_arn: str, training_image: str, bucket: str, endpoint_url: str
+    sagemaker_client: Any, role_arn: str, training_image: str, bucket: str, endpoint_url: str,
+    caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="emulator.events")
     name = unique_name("train-follow")
     sagemaker_client.create_training_job(**job_request(name, training_image, role_arn, bucket, HyperParameters={
         "epochs": "3", "epoch_seconds": "1"}))
@@ -71,6 +74,8 @@ def test_follow_stops_when_the_job_completes_and_honours_aws_endpoint_url(
     epochs = [line.split(" ", 1)[1] for line in completed.stdout.splitlines() if " epoch " in f" {line}"]
     assert epochs == ["epoch 1/3", "epoch 2/3", "epoch 3/3"], completed.stdout  # each line exactly once
     assert stderr_last_line(completed) == f"training job {name}: Completed"
+    lines = [r.getMessage() for r in caplog.records if r.name == "emulator.events" and name in r.getMessage()]
+    assert lines == [f"training job {name}: started (InProgress, ml.m5.large x 1)", f"training job {name}: Completed"]
 
 
 @pytest.mark.docker
