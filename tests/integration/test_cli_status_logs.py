@@ -217,7 +217,8 @@ def test_status_and_logs_of_an_endpoint_followed_until_it_is_deleted(
             assert first.startswith(f"AllTraffic/{instance['InstanceId']} ")
             endpoints.delete(name)
             endpoints.made.remove(name)
-            out, err = follower.communicate(timeout=60)
+            poll(lambda: follower.poll() is not None, timeout=60, what="the follower to end after the deletion")
+            out, err = follower.stdout.read(), follower.stderr.read()  # what readline() buffered too
         finally:
             if follower.poll() is None:
                 follower.kill()
