@@ -112,3 +112,35 @@ def test_dashboard_shows_a_running_job_its_logs_and_metrics_and_an_endpoint(
     foreign = [url for url in page.requests if not url.startswith(endpoint_url + "/_smemu/")]
     assert foreign == [], "the dashboard asked something of another origin or path"
     assert page.errors == []
+
+
+def test_dashboard_shows_a_multi_model_endpoints_loaded_models(
+    page: Any, sagemaker_client: Any, runtime_client: Any, s3_client: Any, bucket: str, role_arn: str
+) -> None:
+    import io
+    import json
+    import tarfile
+
+    from playwright.sync_api import expect
+
+    engine = docker.from_env()
+    image = build_sample_image("multi_model", client=engine)
+    for target in ("alpha.tar.gz", "beta.tar.gz"):
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+            data = json.dumps({"name": target}).encode()
+            info = tarfile.TarInfo("model.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        s3_client.put_object(Bucket=bucket, Key=f"mme/{target}", Body=archive.getvalue())
+    with Endpoints(sagemaker_client, s3_client, bucket, image, engine, role_arn) as endpoints:
+        model = endpoints.model(Mode="MultiModel", ModelDataUrl=f"s3://{bucket}/mme/")
+        name = endpoints.endpoint(endpoints.config(("AllTraffic", model, 1.0, 1)))
+        for target in ("alpha.tar.gz", "beta.tar.gz", "alpha.tar.gz"):
+            runtime_client.invoke_endpoint(EndpointName=name, TargetModel=target, Body=b"{}")
+        page.goto(f"/_smemu/#/r/endpoint/{name}")
+        models = page.locator("#models")
+        expect(models.locator("tr", has_text="alpha.tar.gz")).to_contain_text("Loaded")
+        expect(models.locator("tr", has_text="beta.tar.gz")).to_be_visible()
+        expect(page.locator('#variants tr[data-variant="AllTraffic"] .invocations')).to_have_text("3")
+    assert page.errors == []
