@@ -119,13 +119,13 @@ class MetricPoint(NamedTuple):
     dimensions: dict[str, str]
     timestamp: float
     mean: float
-    count: float
+    samples: float
     unit: str
 
     @property
     def total(self) -> float:
-        """The sum of the samples (``mean * count``)."""
-        return self.mean * self.count
+        """The sum of the samples (``mean * samples``)."""
+        return self.mean * self.samples
 
 
 def metric_points(account_id: str, region: str, namespace: str, dimensions: dict[str, str]) -> list[MetricPoint]:

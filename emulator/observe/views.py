@@ -209,7 +209,7 @@ class Observer:
                 # A time is shown as its mean; anything else (counts) as its sum per datapoint.
                 value = point.mean if point.unit in TIME_UNITS else point.total
                 entry["Points"].append([point.timestamp, value])
-                entry["SampleCount"] += point.count
+                entry["SampleCount"] += point.samples
         return {"Kind": kind.key, "Name": kind.name(record), "Series": list(series.values())}
 
     # -- helpers --------------------------------------------------------------------------------
@@ -254,7 +254,7 @@ class Observer:
                 entry[point.name] += round(point.total)
             elif point.name == "ModelLatency":
                 entry["_latency"][0] += point.total
-                entry["_latency"][1] += point.count
+                entry["_latency"][1] += point.samples
         for entry in per_variant.values():
             total, samples = entry.pop("_latency")
             if samples:
