@@ -6,7 +6,7 @@ numeric value of each metric becomes its ``FinalMetricDataList`` entry (DOC trai
 A value that is not a number is skipped, as it could not be a metric's float. Every value is
 also kept for CloudWatch (namespace ``/aws/sagemaker/TrainingJobs``, dimension
 ``TrainingJobName``, where SageMaker publishes them and the SDK's TrainingJobAnalytics reads
-them); the job's log flusher takes them with :meth:`MetricCollector.take_series`.
+them); the job's log flusher puts them there with :func:`publish_series`.
 """
 
 from __future__ import annotations
@@ -70,3 +70,17 @@ class MetricCollector:
             if name in latest and name not in seen:
                 seen.append(name)
         return [{"MetricName": n, "Value": latest[n][0], "Timestamp": latest[n][1]} for n in seen]
+
+
+METRIC_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+
+
+def publish_series(collector: MetricCollector, account_id: str, region: str, job_name: str) -> None:
+    """Put the values matched since the last call into CloudWatch metrics (dimension TrainingJobName)."""
+    series = collector.take_series()
+    if series:
+        from emulator import cloudwatch
+
+        dimensions = {"TrainingJobName": job_name}
+        cloudwatch.put_metric_values(account_id, region, METRIC_NAMESPACE,
+                                     [(name, value, ts, dimensions) for name, value, ts in series])

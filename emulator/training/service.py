@@ -82,8 +82,13 @@ class TrainingService:
 
     # -- operations -----------------------------------------------------------------------------
 
-    def create_training_job(self, request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """Record the job and start running it in the background; returns its ARN at once."""
+    def create_training_job(self, request: dict[str, Any], ctx: CallContext, *,
+                            tuning_job_arn: str | None = None) -> dict[str, Any]:
+        """Record the job and start running it in the background; returns its ARN at once.
+
+        ``tuning_job_arn``: the hyperparameter tuning job that launches this one (emulator.tuning
+        calls this method directly); DescribeTrainingJob shows it as TuningJobArn.
+        """
         validate_create_request(request)
         self.platform.check_role(request["RoleArn"], "CreateTrainingJob", ctx,
                                  ctx.arn("training-job", request["TrainingJobName"]))
@@ -94,6 +99,8 @@ class TrainingService:
         arn = ctx.arn("training-job", name)
         now = time.time()
         record = self._new_record(request, arn, now)
+        if tuning_job_arn:
+            record["TuningJobArn"] = tuning_job_arn
         if not self.store.insert(KIND, name, record, now):
             existing = self.store.get(KIND, name) or {}
             raise training_job_exists(existing.get("TrainingJobArn", arn))
