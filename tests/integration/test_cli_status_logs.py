@@ -224,3 +224,26 @@ def test_status_and_logs_of_an_endpoint_followed_until_it_is_deleted(
                 follower.kill()
         assert follower.returncode == 0, err
         assert "model loaded" in first + out and err.strip().splitlines()[-1] == f"endpoint {name}: deleted"
+
+
+@pytest.mark.docker
+def test_logs_follow_a_real_processing_job_found_by_name(
+    sagemaker_client: Any, role_arn: str, emulator_settings: Settings
+) -> None:
+    name = unique_name("proc-logs")
+    image = build_sample_image("processing")
+    sagemaker_client.create_processing_job(
+        ProcessingJobName=name, RoleArn=role_arn,
+        AppSpecification={"ImageUri": image, "ContainerArguments": ["--sleep-seconds", "2"]},
+        ProcessingResources={"ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
+                                               "VolumeSizeInGB": 1}},
+        StoppingCondition={"MaxRuntimeInSeconds": 120})
+    followed = smemu("logs", name, "-f", port=emulator_settings.port)
+    assert followed.returncode == 0, followed.stderr
+    assert sagemaker_client.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] == "Completed"
+    lines = followed.stdout.splitlines()
+    assert any(line.startswith(f"{name}/algo-1-") and line.endswith("heartbeat 2") for line in lines), lines
+    assert stderr_last_line(followed) == f"processing job {name}: Completed"
+    status = json.loads(smemu("status", "--json", port=emulator_settings.port).stdout)
+    (job,) = [j for j in status["Jobs"] if j["Name"] == name]
+    assert (job["Kind"], job["Status"], job["Instances"]) == ("processing-job", "Completed", "ml.m5.large x 1")
