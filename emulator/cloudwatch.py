@@ -40,12 +40,14 @@ def put_log_lines(
     """Append ``(epoch seconds, message)`` lines to a stream, creating group and stream.
 
     Returns the number of events written. Empty messages are skipped (CloudWatch rejects them).
+    The events of one call are put in time order, as PutLogEvents requires: a container's stdout
+    and stderr, or its lines and the platform's own, may arrive slightly out of order, and one
+    event out of place would make CloudWatch refuse the whole batch.
     """
-    events = [
-        {"timestamp": int(ts * 1000), "message": message}
-        for ts, message in lines
-        if message
-    ]
+    events = sorted(
+        ({"timestamp": int(ts * 1000), "message": message} for ts, message in lines if message),
+        key=lambda event: event["timestamp"],
+    )
     if not events:
         return 0
     backend = _backend(account_id, region)

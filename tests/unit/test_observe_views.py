@@ -180,3 +180,12 @@ def test_cursors_round_trip_and_refuse_what_is_not_ours() -> None:
     for bad in ("%%%", "eyJhIjogLTF9", "WzFd"):  # garbage, a negative position, a list
         with pytest.raises(ValueError):
             decode_cursor(bad)
+
+
+def test_lines_out_of_time_order_are_all_written_in_order(account: str) -> None:
+    group = "/aws/sagemaker/TrainingJobs"
+    written = cloudwatch.put_log_lines(account, REGION, group, "j/algo-1-1",
+                                       [(T0 + 2.0, "stdout late"), (T0 + 1.0, "stderr early"), (T0 + 3.0, "last")])
+    assert written == 3
+    assert [m for _ts, m in cloudwatch.read_events(account, REGION, group, "j/algo-1-1")] == [
+        "stderr early", "stdout late", "last"]
