@@ -4,6 +4,7 @@ runs, the endpoint's instance and invocation count, and asks nothing of any othe
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 import docker
 import pytest
 
-from tests.conftest import unique_name
+from tests.conftest import make_client, unique_name
 from tests.integration.sample_images import build_sample_image
 from tests.integration.test_endpoints_support import Endpoints
 from tests.integration.test_training_helpers import job_request, wait_secondary, wait_terminal
@@ -112,6 +113,20 @@ def test_dashboard_shows_a_running_job_its_logs_and_metrics_and_an_endpoint(
     foreign = [url for url in page.requests if not url.startswith(endpoint_url + "/_smemu/")]
     assert foreign == [], "the dashboard asked something of another origin or path"
     assert page.errors == []
+    # The chart's numbers are CloudWatch's: the CloudWatch API on the same port reads them too.
+    cloudwatch = make_client("cloudwatch", endpoint_url)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stats = cloudwatch.get_metric_statistics(
+        Namespace="/aws/sagemaker/TrainingJobs", MetricName="train_loss",
+        Dimensions=[{"Name": "TrainingJobName", "Value": job}], StartTime=now - datetime.timedelta(minutes=10),
+        EndTime=now + datetime.timedelta(minutes=1), Period=600, Statistics=["SampleCount", "Minimum"])
+    assert stats["Datapoints"] and stats["Datapoints"][0]["SampleCount"] >= 2
+    invocations = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName="Invocations", Dimensions=[
+            {"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=1), Period=600,
+        Statistics=["Sum"])
+    assert [d["Sum"] for d in invocations["Datapoints"]] == [3.0]
 
 
 def test_dashboard_shows_a_multi_model_endpoints_loaded_models(
