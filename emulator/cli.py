@@ -1,4 +1,4 @@
-"""``smemu``: serve the emulator, check the machine; ``status``/``logs`` are in cli_observe.py."""
+"""``smemu``: serve the emulator, check the machine and containers; ``status``/``logs`` are in cli_observe.py."""
 
 from __future__ import annotations
 
@@ -231,10 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print the raw view as JSON")
     models.set_defaults(func=cmd_models)
 
-    from emulator import cli_ecr, cli_observe
+    from emulator import cli_check, cli_ecr, cli_observe
 
     cli_observe.register(sub)
     cli_ecr.register(sub)
+    cli_check.register(sub)
     return parser
 
 
