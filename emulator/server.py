@@ -41,6 +41,9 @@ def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, Aw
     snapshot = AwsStateSnapshot(settings.state_dir / "aws-state.pickle")
     snapshot.restore()
     platform = build_platform(settings)
+    from emulator.observe.events import log_lifecycle
+
+    platform.store.subscribe(log_lifecycle)
     operations = load_service_model("sagemaker").operation_names
     control = ControlPlane(platform.services, operations)
     app = EdgeApplication(
@@ -97,6 +100,15 @@ def _private_socket_path(settings: Settings) -> Path:
     return folder / "control.sock"
 
 
+def with_dashboard(app: Any, platform: Platform) -> Any:
+    """The app behind the dashboard and its read-only API (``/_smemu/``): for the edge port only,
+    never for the container gateway."""
+    from emulator.observe.dashboard import DashboardMiddleware
+    from emulator.observe.views import Observer
+
+    return DashboardMiddleware(app, Observer(platform.store, platform.settings, platform.views), platform.settings)
+
+
 class EmulatorServer:
     """The emulator on one port, startable in the foreground or in a background thread."""
 
@@ -104,6 +116,7 @@ class EmulatorServer:
         self.settings = settings
         self.app, self.platform, self.snapshot = build_application(settings)
         self.wsgi_app = with_own_routes(self.app, self.platform)
+        self.edge_app = with_dashboard(self.wsgi_app, self.platform)
         self._gateway: Any = None
         self.supervisor: Any = None
         self._sockets: list[socket.socket] = []
@@ -111,9 +124,9 @@ class EmulatorServer:
         if settings.edge_workers > 0:
             self._control_path = _private_socket_path(settings)
             bind: Any = str(self._control_path)
-            app: Any = ForwardedClient(self.wsgi_app, lambda: self.port)
+            app: Any = ForwardedClient(self.edge_app, lambda: self.port)
         else:
-            bind, app = (settings.host, settings.port), self.wsgi_app
+            bind, app = (settings.host, settings.port), self.edge_app
         self._server = wsgi.Server(
             bind,
             app,

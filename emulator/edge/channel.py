@@ -17,8 +17,10 @@ Control -> front:
 
 Front -> control: ``("ready", pid)`` once it accepts connections, ``("applied", version)``,
 ``("drained", token)``, ``("flushed", token)``, ``("hits", [(container_id, target, count,
-last_used), ...])`` (multi-model cache hits it served, batched for at most 0.2 s) and, about
-once a second when they changed, ``("counts", served, forwarded)``.
+last_used), ...])`` (multi-model cache hits it served) and ``("invocations", [(region, endpoint,
+variant, invocations, successes, latency sum, min, max, 4xx, 5xx), ...])`` (what hosting's
+invocation metrics count), both batched for at most 0.2 s, and, about once a second when they
+changed, ``("counts", served, forwarded)``.
 
 End of file on a front's stdin means the control process is gone: the front stops, so it
 never outlives the emulator, even after kill -9.

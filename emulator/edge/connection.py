@@ -35,7 +35,6 @@ MAX_PIPELINED = 8
 """Complete requests queued on one connection before the front stops reading from it."""
 
 _IDLE, _HEAD, _BODY, _DONE = range(4)
-_SCOPE = re.compile(rb"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _SCOPE_END = b"/aws4_request"
 _QUERY_SCOPE = re.compile(rb"X-Amz-Credential=[^&]*?(?:%2F|/)\d{8}(?:%2F|/)[^&%/]+(?:%2F|/)([^&%/]+)", re.IGNORECASE)
 
@@ -48,8 +47,8 @@ class Request:
     """One parsed request: method, target, headers (raw and by lower-cased name), body."""
 
     __slots__ = (
-        "chunks", "head_size", "headers", "keep_alive", "limit", "method", "raw_headers", "repeated",
-        "service", "size", "spool", "url", "version",
+        "chunks", "head_size", "headers", "keep_alive", "limit", "method", "raw_headers", "region",
+        "repeated", "service", "size", "spool", "url", "version",
     )
 
     def __init__(self) -> None:
@@ -67,6 +66,8 @@ class Request:
         self.spool: IO[bytes] | None = None
         self.service = b""
         """The AWS service of the SigV4 credential scope (header or presigned query), if any."""
+        self.region = b""
+        """The region of the Authorization header's credential scope, if any."""
         self.limit = 0
         """The most body bytes this request may carry (S3: 5 GiB; others: SMEMU_MAX_REQUEST_BYTES)."""
 
@@ -87,26 +88,19 @@ class Request:
             self.spool = None
 
 
-def credential_scope(request: Request) -> tuple[bytes, bytes]:
-    """``(region, service)`` of the request's SigV4 scope, or ``(b"", b"")``."""
-    authorization = request.headers.get(b"authorization")
-    if authorization is not None:
-        found = _SCOPE.search(authorization)
-        if found is not None:
-            return found.group(1), found.group(2).lower()
-    return b"", b""
-
-
-def scope_service(authorization: bytes) -> bytes:
-    """The service of a SigV4 Authorization header (``.../<region>/<service>/aws4_request``), or b"".
-
-    A look-up with ``rfind`` rather than a regular expression: every request pays for it.
-    """
+def scope_parts(authorization: bytes) -> tuple[bytes, bytes]:
+    """``(region, service)`` of a SigV4 Authorization header (``.../<region>/<service>/aws4_request``),
+    or ``(b"", b"")``. Found with ``find``/``rfind`` rather than a regular expression: every
+    request pays for it."""
     end = authorization.find(_SCOPE_END)
     if end < 0:
-        return b""
+        return b"", b""
     start = authorization.rfind(b"/", 0, end)
-    return authorization[start + 1 : end].lower() if start >= 0 else b""
+    if start < 0:
+        return b"", b""
+    region_start = authorization.rfind(b"/", 0, start)
+    region = authorization[region_start + 1 : start] if region_start >= 0 else b""
+    return region, authorization[start + 1 : end].lower()
 
 
 class ClientConnection(asyncio.Protocol):
@@ -232,7 +226,8 @@ class ClientConnection(asyncio.Protocol):
         self.since = self.loop.time()
         headers = request.headers
         authorization = headers.get(b"authorization")
-        service = scope_service(authorization) if authorization is not None else b""
+        region, service = scope_parts(authorization) if authorization is not None else (b"", b"")
+        request.region = region
         if not service and b"x-amz-credential=" in request.url.lower():
             found = _QUERY_SCOPE.search(request.url)
             service = found.group(1).lower() if found is not None else b""

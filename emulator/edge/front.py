@@ -35,9 +35,9 @@ from emulator.edge.upstream import ContainerPool
 log = logging.getLogger("emulator.edge.front")
 
 SWEEP_SECONDS = 1.0
-HIT_FLUSH_SECONDS = 0.2
-"""Multi-model hits are reported in batches at most this old (the control process asks for the
-rest before it makes a decision that depends on them)."""
+REPORT_SECONDS = 0.2
+"""Hits and invocations are reported in batches at most this old (the control process asks for
+the rest before it makes a decision that depends on them)."""
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -71,7 +71,9 @@ class Front:
         self._reported = (0, 0)
         self._hits: dict[tuple[str, str], list[Any]] = {}
         """(container id, TargetModel) -> [hits, last one's epoch time], not reported yet."""
-        self._hit_timer: asyncio.TimerHandle | None = None
+        self._invocations: dict[tuple[str, str, str], list[Any]] = {}
+        """(region, endpoint, variant) -> [invocations, successes, latency sum, min, max, 4xx, 5xx]."""
+        self._batch_timer: asyncio.TimerHandle | None = None
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -114,8 +116,7 @@ class Front:
             self._out_transport.write(channel.encode(message))
 
     def report_hit(self, container_id: str, target: str, when: float) -> None:
-        """A multi-model cache hit served here, reported in a batch within HIT_FLUSH_SECONDS, or
-        at once when the control process asks (``flush``) before it decides anything."""
+        """A multi-model cache hit served here (reported in the next batch)."""
         key = (container_id, target)
         pending = self._hits.get(key)
         if pending is None:
@@ -123,17 +124,42 @@ class Front:
         else:
             pending[0] += 1
             pending[1] = when
-        if self._hit_timer is None:
-            self._hit_timer = self.loop.call_later(HIT_FLUSH_SECONDS, self.flush_hits)
+        self._batch_soon()
 
-    def flush_hits(self) -> None:
-        """Send the hits not reported yet."""
-        if self._hit_timer is not None:
-            self._hit_timer.cancel()
-            self._hit_timer = None
+    def report_invocation(self, region: str, endpoint: str, variant: str, seconds: float, error: int | None) -> None:
+        """An invocation that reached a container (the control process counts it as its own:
+        Invocations, ModelLatency, Invocation4XXErrors / 5XXErrors)."""
+        key = (region, endpoint, variant)
+        stats = self._invocations.get(key)
+        if stats is None:
+            stats = self._invocations[key] = [0, 0, 0.0, seconds, seconds, 0, 0]
+        stats[0] += 1
+        if error is None:
+            stats[1] += 1
+            stats[2] += seconds
+            stats[3] = min(stats[3], seconds)
+            stats[4] = max(stats[4], seconds)
+        elif 400 <= error < 500:
+            stats[5] += 1
+        else:
+            stats[6] += 1
+        self._batch_soon()
+
+    def _batch_soon(self) -> None:
+        if self._batch_timer is None:
+            self._batch_timer = self.loop.call_later(REPORT_SECONDS, self.flush_reports)
+
+    def flush_reports(self) -> None:
+        """Send the hits and invocations not reported yet."""
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
+            self._batch_timer = None
         if self._hits:
             hits, self._hits = self._hits, {}
             self.send(("hits", [(cid, target, count, when) for (cid, target), (count, when) in hits.items()]))
+        if self._invocations:
+            invocations, self._invocations = self._invocations, {}
+            self.send(("invocations", [(*key, *stats) for key, stats in invocations.items()]))
 
     def received(self, message: tuple[Any, ...]) -> None:
         """A message from the control process."""
@@ -148,7 +174,7 @@ class Front:
             _, container_id, target, model, loaded = message
             self.table.place(container_id, target, model, loaded)
         elif kind == "flush":
-            self.flush_hits()
+            self.flush_reports()
             self.send(("flushed", message[1]))
         elif kind == "drain":
             _, token, route_id = message
@@ -191,7 +217,7 @@ class Front:
         self.send(("ready", os.getpid()))
         await self.stopped
         server.close()
-        self.flush_hits()
+        self.flush_reports()
         sweeper.cancel()
         deadline = loop.time() + STOP_GRACE_SECONDS
         while any(c.busy for c in self.connections) and loop.time() < deadline:

@@ -29,7 +29,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from emulator.context import CallContext
-from emulator.edge.connection import ClientConnection, Request, credential_scope
+from emulator.edge.connection import ClientConnection, Request
 from emulator.edge.table import FrontContainer, FrontRoute, FrontVariant
 from emulator.edge.upstream import ContainerPool, UpstreamResponse
 from emulator.errors import InternalFailure, ServiceError
@@ -201,7 +201,7 @@ class InvokeFastPath:
 class _Invocation:
     """One invocation in flight: turns the container's answer into the client's."""
 
-    __slots__ = ("conn", "container", "path", "request", "route", "variant", "who")
+    __slots__ = ("conn", "container", "path", "request", "route", "started", "variant", "who")
 
     def __init__(
         self,
@@ -220,6 +220,7 @@ class _Invocation:
         self.variant = variant
         self.container = container
         self.who = who
+        self.started = path.front.loop.time()
 
     def done(self, response: UpstreamResponse | None, error: BaseException | None) -> None:
         self.route.leave()
@@ -236,17 +237,21 @@ class _Invocation:
             self.request.discard()
             conn.busy = False
             return
-        request_id = self.path.front.request_id()
+        front = self.path.front
+        request_id = front.request_id()
+        region = self.request.region.decode("latin-1") or self.path.default_region
+        seconds = front.loop.time() - self.started
         if response is not None and 200 <= response.status < 300 and not response.truncated:
+            front.report_invocation(region, self.route.name, self.variant.name, seconds, None)
             self._answer(response, request_id)
             return
         multi_model = self.variant.serve == SERVE_MULTI_MODEL
         if response is not None and multi_model and response.status in (404, 507):
-            self.path.front.forward(self.request, conn)  # not run: the control process loads or makes room
+            front.forward(self.request, conn)  # not run: the control process loads or makes room
             return
-        region = credential_scope(self.request)[0].decode("latin-1")
-        ctx = CallContext(region=region or self.path.default_region, account_id=self.path.account_id,
-                          request_id=request_id)
+        status = response.status if response is not None and not response.truncated else 500
+        front.report_invocation(region, self.route.name, self.variant.name, seconds, status)
+        ctx = CallContext(region=region, account_id=self.path.account_id, request_id=request_id)
         err: ServiceError
         if isinstance(error, TimeoutError):
             err = timeout_error(self.route, self.who, self.path.timeout, ctx)

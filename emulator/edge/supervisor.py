@@ -11,8 +11,9 @@ routing table's observer (``emulator/hosting/routing.py``):
   already route by the new table.
 * **Drain.** Before a retired fleet is stopped the deployer calls ``drain(route)``: each
   front answers ``drained`` once no request it sent to that route is in flight.
-* **Placements** of multi-model TargetModels are forwarded as they change; **hits** the
-  fronts served come back in batches (at most 0.2 s old) and go to ``on_hits``. Before the
+* **Placements** of multi-model TargetModels are forwarded as they change; the **hits** and
+  **invocations** the fronts served come back in batches (at most 0.2 s old) and go to
+  ``on_hits`` and ``on_invocations``, where hosting counts them as its own. Before the
   control process serves a multi-model invocation itself, or shows a cache, it calls
   :meth:`EdgeSupervisor.catch_up`, which asks every front for the hits it has not reported and
   waits for them, so a model's last use is known before anything is evicted.
@@ -53,6 +54,9 @@ YOUNG = 5.0
 
 Hits = list[tuple[str, str, int, float]]
 """``(container id, TargetModel, count, last used as epoch seconds)``."""
+Invocations = list[tuple[Any, ...]]
+"""``(region, endpoint, variant, invocations, successes, latency sum, min, max, 4xx, 5xx)``
+(latencies in seconds, of the successes)."""
 
 
 class FrontProcess:
@@ -106,6 +110,7 @@ class EdgeSupervisor:
         self.spool_dir = spool_dir
         self.header_rules = header_rules
         self.on_hits: Callable[[Hits], None] | None = None
+        self.on_invocations: Callable[[Invocations], None] | None = None
         self.fronts: list[FrontProcess] = []
         self.version = 0
         self._routes: dict[str, dict[str, Any]] = {}
@@ -235,12 +240,13 @@ class EdgeSupervisor:
                 self._state.notify_all()
         elif kind == "counts":
             front.served, front.forwarded = int(message[1]), int(message[2])
-        elif kind == "hits":
-            if self.on_hits is not None:
+        elif kind in ("hits", "invocations"):
+            apply = self.on_hits if kind == "hits" else self.on_invocations
+            if apply is not None:
                 try:
-                    self.on_hits(message[1])
+                    apply(message[1])
                 except Exception:  # a bad report must not stop the reader
-                    log.exception("applying multi-model hits from front %d failed", front.index)
+                    log.exception("applying the %s reported by front %d failed", kind, front.index)
         else:
             log.warning("front %d said something unknown: %r", front.index, kind)
 

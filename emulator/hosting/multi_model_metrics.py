@@ -44,6 +44,7 @@ class MetricsPublisher:
         self.interval = interval
         self.gauges = gauges
         self._pending: dict[Key, list[float]] = {}
+        self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -60,6 +61,28 @@ class MetricsPublisher:
                 found[1] += value
                 found[2] = min(found[2], value)
                 found[3] = max(found[3], value)
+            if self._thread is None and not self._stopped.is_set():
+                self._thread = threading.Thread(target=self._run, name="mme-metrics", daemon=True)
+                self._thread.start()
+
+    def add(
+        self, region: str, endpoint: str, variant: str, metric: str, unit: str,
+        count: float, total: float, low: float, high: float,
+    ) -> None:
+        """Datapoints aggregated elsewhere (the data plane's fronts): ``count`` of them, their sum,
+        minimum and maximum."""
+        if count <= 0:
+            return
+        key = (region, endpoint, variant, metric, unit)
+        with self._lock:
+            found = self._pending.get(key)
+            if found is None:
+                self._pending[key] = [float(count), total, low, high]
+            else:
+                found[0] += count
+                found[1] += total
+                found[2] = min(found[2], low)
+                found[3] = max(found[3], high)
             if self._thread is None and not self._stopped.is_set():
                 self._thread = threading.Thread(target=self._run, name="mme-metrics", daemon=True)
                 self._thread.start()
@@ -88,7 +111,9 @@ class MetricsPublisher:
         sent = 0
         for region, data in by_region.items():
             try:
-                client = self.client_for(region)
+                client = self._clients.get(region)
+                if client is None:  # making a boto3 client costs 0.1-0.3 s: once per region
+                    client = self._clients[region] = self.client_for(region)
                 for start in range(0, len(data), _BATCH):
                     client.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + _BATCH])
                     sent += len(data[start : start + _BATCH])

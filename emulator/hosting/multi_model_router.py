@@ -27,7 +27,7 @@ from emulator.context import CallContext
 from emulator.errors import InternalFailure, ModelNotReadyException, ServiceError, ValidationError
 from emulator.hosting.container_http import ContainerResponse, ContainerUnreachable
 from emulator.hosting.data_plane import Placement
-from emulator.hosting.invoke import MAX_PAYLOAD, Invocation
+from emulator.hosting.invoke import MAX_PAYLOAD, Invocation, no_instance
 from emulator.hosting.model_loader import (
     ContainerFailed,
     InstanceModels,
@@ -169,7 +169,7 @@ class MultiModelRouter:
             self._sync(route)
             instances = variant.instances
             if not instances:
-                raise ValidationError(f"Endpoint {route.name} has no running instance of variant {variant.name}.")
+                raise no_instance(route, variant)
             candidates = [self._instance(route, variant, instance, region) for instance in instances]
             for models in candidates:
                 if models.cache.get(target) is not None:

@@ -414,3 +414,35 @@ def test_pipelined_requests_are_answered_in_order(harness: Harness) -> None:
     harness.answer(port, OK)
     data = harness.client.take()
     assert data.count(b"HTTP/1.1 200 OK") == 2
+
+
+def test_invocations_are_reported_for_the_control_processs_metrics(harness: Harness) -> None:
+    harness.invoke()
+    port, _request = harness.container_request()
+    harness.answer(port, OK)
+    harness.invoke(headers={"X-Amzn-SageMaker-Target-Variant": "AllTraffic"})
+    port, _request = harness.container_request()
+    harness.answer(port, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+    assert harness.client.take().count(b"HTTP/1.1 ") == 2 and all(m[0] != "invocations" for m in harness.sent)
+    harness.front.received(("flush", 9))
+    ((_, batches),) = [m for m in harness.sent if m[0] == "invocations"]
+    ((region, endpoint, variant, count, successes, total, low, high, client, server),) = batches
+    assert (region, endpoint, variant, count, successes, client, server) == ("eu-west-1", "Ep", "AllTraffic", 2, 1, 0, 1)
+    assert 0 <= low == high == total < 5
+
+
+def test_reported_invocations_become_the_same_metrics_as_served_ones() -> None:
+    from emulator.hosting.invoke import InvocationMetrics
+    from emulator.hosting.multi_model_metrics import MetricsPublisher
+
+    publisher = MetricsPublisher(lambda region: None)
+    metrics = InvocationMetrics(publisher)
+    metrics.record("us-east-1", "ep", "v", 0.002, None)
+    metrics.merge([("us-east-1", "ep", "v", 3, 2, 0.010, 0.004, 0.006, 1, 0)])
+    pending = publisher._pending
+    assert pending[("us-east-1", "ep", "v", "Invocations", "None")] == [4.0, 4.0, 1.0, 1.0]
+    assert pending[("us-east-1", "ep", "v", "ModelLatency", "Microseconds")] == pytest.approx(
+        [3.0, 12000.0, 2000.0, 6000.0])
+    assert pending[("us-east-1", "ep", "v", "Invocation4XXErrors", "None")] == [1.0, 1.0, 1.0, 1.0]
+    assert ("us-east-1", "ep", "v", "Invocation5XXErrors", "None") not in pending
+    publisher.stop()
