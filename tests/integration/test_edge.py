@@ -170,6 +170,17 @@ def test_a_front_that_dies_is_replaced_and_a_second_emulator_cannot_share_the_po
         EmulatorServer(second).start()
 
 
+def test_without_fronts_the_control_process_serves_the_edge_port_itself(tmp_path: Path) -> None:
+    settings = load_settings({}).with_overrides(home=tmp_path / "home", port=free_port(), host="127.0.0.1",
+                                                container_gateway=False, edge_workers=0)
+    server = EmulatorServer(settings).start()
+    try:
+        assert "data_plane" not in health(server.port) and server.supervisor is None
+        assert make_client("sagemaker", f"http://127.0.0.1:{server.port}").list_endpoints()["Endpoints"] == []
+    finally:
+        server.stop()
+
+
 # -- invocations served by the fronts (the session's emulator, real containers) ----------------
 
 

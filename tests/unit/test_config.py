@@ -47,3 +47,21 @@ def test_parse_bool_refuses_nonsense() -> None:
 def test_with_overrides_ignores_unset_flags() -> None:
     settings = Settings().with_overrides(port=None, host="0.0.0.0")
     assert settings.port == 4570 and settings.host == "0.0.0.0"
+
+
+def test_the_edge_has_a_front_per_cpu_and_its_transport_limits_are_settings() -> None:
+    import os
+
+    defaults = load_settings({})
+    assert defaults.edge_workers == max(1, min(os.cpu_count() or 1, 8))
+    assert (defaults.max_header_bytes, defaults.max_request_bytes) == (65536, 32 * 1024 * 1024)
+    tuned = load_settings({
+        "SMEMU_EDGE_WORKERS": "0", "SMEMU_MAX_HEADER_BYTES": "8192", "SMEMU_MAX_REQUEST_BYTES": "1000",
+        "SMEMU_REQUEST_HEADER_TIMEOUT_SECONDS": "2.5", "SMEMU_REQUEST_BODY_TIMEOUT_SECONDS": "4",
+        "SMEMU_KEEPALIVE_TIMEOUT_SECONDS": "9",
+    })
+    assert (tuned.edge_workers, tuned.max_header_bytes, tuned.max_request_bytes) == (0, 8192, 1000)
+    assert (tuned.request_header_timeout_seconds, tuned.request_body_timeout_seconds,
+            tuned.keepalive_timeout_seconds) == (2.5, 4.0, 9.0)
+    with pytest.raises(ValueError, match="SMEMU_EDGE_WORKERS"):
+        load_settings({"SMEMU_EDGE_WORKERS": "-1"})
