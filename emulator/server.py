@@ -22,13 +22,18 @@ from emulator.gateway.control import ControlPlane
 from emulator.gateway.protocol import load_service_model
 from emulator.platform import Platform, build_platform
 from emulator.runtime.docker_backend import configure_gpu_runtime, configure_host_paths
+from emulator.runtime.naming import configure_home
 
 log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 5 * 1024**3 + 64 * 1024
+"""The server's backstop for bodies without Content-Length (chunked): S3's largest PUT and a margin."""
 
 
 def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, AwsStateSnapshot]:
     """The edge application with its platform and the AWS state snapshot, restored."""
     configure_host_paths(settings.home, settings.host_home)
+    configure_home(settings.home)
     configure_gpu_runtime(settings.gpu_runtime)
     snapshot = AwsStateSnapshot(settings.state_dir / "aws-state.pickle")
     snapshot.restore()
@@ -57,6 +62,13 @@ def with_own_routes(app: Any, platform: Platform) -> Any:
     return EcrMiddleware(CredentialsMiddleware(app, platform.credentials), mirror, platform.settings.region)
 
 
+def with_policy(app: Any, settings: Settings) -> Any:
+    """The app behind the edge's request policy: Host and Origin checks, /moto-api, sizes (http_policy.py)."""
+    from emulator.gateway.policy_middleware import EdgePolicy
+
+    return EdgePolicy(app, settings)
+
+
 class EmulatorServer:
     """The emulator on one port, startable in the foreground or in a background thread."""
 
@@ -67,13 +79,14 @@ class EmulatorServer:
         self._gateway: Any = None
         self._server = wsgi.Server(
             (settings.host, settings.port),
-            self.wsgi_app,
+            with_policy(self.wsgi_app, settings),
             numthreads=settings.threads,
             server_name="smemu",
             request_queue_size=128,
             timeout=75,
             shutdown_timeout=5,
         )
+        self._server.max_request_body_size = MAX_BODY_BYTES
         self._thread: threading.Thread | None = None
 
     @property

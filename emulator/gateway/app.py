@@ -174,7 +174,7 @@ class EdgeApplication:
         try:
             found = self.rest_protocol.operation_for(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
             if found is None:
-                raise ValidationError(f"Unknown runtime path {environ.get('PATH_INFO')}")
+                raise ValidationError(f"Unknown runtime path {str(environ.get('PATH_INFO'))[:200]}")
             operation, uri_params = found
             params = self.rest_protocol.parse(operation, uri_params, _environ_headers(environ), _read_body(environ))
             streaming = self.streaming.get(operation.name)
