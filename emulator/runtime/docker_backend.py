@@ -26,14 +26,17 @@ import io
 import logging
 import math
 import os
+import re
+import secrets
 import shutil
 import subprocess
 import tarfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
 import docker
 import docker.errors
@@ -42,6 +45,9 @@ import requests.exceptions
 from docker.types import DeviceRequest, Mount
 
 from emulator.archives import extract_member
+from emulator.runtime.archive_io import ChunkReader, parse_docker_time, tar_of_folder
+from emulator.runtime.gateway_network import GatewayNetwork, GatewayNetworkError
+from emulator.runtime.naming import HOME_LABEL, default_home, scoped_name, with_home
 from emulator.runtime.paths import host_path_mapper
 from emulator.runtime.spec import (
     ContainerExit,
@@ -77,60 +83,6 @@ def _translated(action: str) -> Iterator[None]:
         raise EngineUnavailable(f"{action}: {exc}") from exc
 
 
-def _parse_docker_time(text: str) -> float:
-    """Epoch seconds of a Docker RFC 3339 timestamp with nanoseconds (``...:02.334403364Z``)."""
-    text = text.rstrip("Z")
-    whole, _, fraction = text.partition(".")
-    stamp = dt.datetime.fromisoformat(whole).replace(tzinfo=dt.timezone.utc).timestamp()
-    return stamp + (float(f"0.{fraction}") if fraction else 0.0)
-
-
-class _ChunkReader(io.RawIOBase):
-    """A read-only file over an iterator of byte chunks (Docker's archive stream)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-def _tar_of_folder(source: Path) -> IO[bytes]:
-    """A tar (in a temporary file) of ``source``'s contents, owned by root, writable by all.
-
-    World-writable modes keep images whose USER is not root able to write their checkpoints.
-    """
-    import tempfile
-
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
-    with tarfile.open(fileobj=spool, mode="w") as archive:
-        for path in sorted(source.rglob("*")):
-            info = archive.gettarinfo(str(path), arcname=path.relative_to(source).as_posix())
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            if info.isdir():
-                info.mode = 0o777
-                archive.addfile(info)
-            elif info.isfile():
-                info.mode = 0o666
-                with path.open("rb") as handle:
-                    archive.addfile(info, handle)
-    spool.seek(0)
-    return spool
-
-
 class DockerBackend:
     """``RuntimeBackend`` over one Docker engine (docker-py)."""
 
@@ -157,6 +109,10 @@ class DockerBackend:
         self._nvidia_capable = self._gpus or "nvidia" in runtimes or info.get("DefaultRuntime") == "nvidia"
         self._gpu_devices: list[str] | None = None
         self._gpu_devices_known = False
+        self.gateway_network = GatewayNetwork(self.client)
+        """The shared network every container with a network is attached to (gateway_network.py)."""
+        self._gateway_network_ready = False
+        self._internal_networks: set[str] = set()
 
     # -- images and networks ----------------------------------------------------------------
 
@@ -177,37 +133,73 @@ class DockerBackend:
         return image
 
     def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> None:
-        """A user-defined bridge (embedded DNS resolves container host names and aliases)."""
-        self.remove_network(name)
+        """A user-defined bridge (embedded DNS resolves container host names and aliases).
+
+        The name gets the home id (runtime/naming.py). ``internal`` (network isolation): no
+        route out, and no address of this machine on the bridge either, so the containers reach
+        each other and nothing else: not the host's services, not the container gateway.
+        """
+        labels = with_home(labels)
+        name = scoped_name(name, labels[HOME_LABEL])
+        self._remove_network(name)
+        options = {"com.docker.network.bridge.inhibit_ipv4": "true"} if internal else None
         with _translated(f"creating network {name}"):
-            self.client.networks.create(name, driver="bridge", labels=labels, internal=internal)
+            self.client.api.create_network(name, driver="bridge", labels=labels, internal=internal, options=options)
+        if internal:
+            self._internal_networks.add(name)
 
     def remove_network(self, name: str) -> None:
-        """Remove a network; a missing one is fine."""
+        """Remove a network of this emulator's home (the name as given to :meth:`create_network`)."""
+        self._remove_network(scoped_name(name, default_home()))
+
+    def _remove_network(self, name_or_id: str) -> None:
         try:
-            with _translated(f"removing network {name}"):
-                self.client.api.remove_network(name)
+            with _translated(f"removing network {name_or_id}"):
+                self.client.api.remove_network(name_or_id)
         except ContainerNotFound:
             pass
+        self._internal_networks.discard(name_or_id)
+
+    def ensure_gateway_network(self) -> None:
+        """Create the shared container network unless it exists (runtime/gateway_network.py)."""
+        try:
+            with _translated(f"checking network {self.gateway_network.name}"):
+                self.gateway_network.ensure()
+        except GatewayNetworkError as exc:
+            raise RuntimeError_(str(exc)) from exc
+        self._gateway_network_ready = True
+
+    def _is_internal(self, network: str) -> bool:
+        if network in self._internal_networks:
+            return True
+        with _translated(f"inspecting network {network}"):
+            return bool(self.client.api.inspect_network(network).get("Internal"))
 
     # -- containers -------------------------------------------------------------------------
 
     def start(self, spec: ContainerSpec) -> str:
-        """Create the container (replacing one of the same name), seed private folders, start it."""
-        kwargs = self._create_arguments(spec)
-        with _gpu_errors(spec), _translated(f"creating container {spec.name} from {spec.image}"):
-            try:
-                container = self.client.containers.create(spec.image, spec.command, **kwargs)
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:
-                    raise
-                self.client.api.remove_container(spec.name, force=True, v=True)
-                container = self.client.containers.create(spec.image, spec.command, **kwargs)
+        """Create the container (replacing this home's one of the same name), seed private folders, start it.
+
+        Names carry the home id and the ``smemu.home`` label (runtime/naming.py). A container
+        with a network is attached to the shared gateway network (runtime/gateway_network.py);
+        one that cannot be attached is not started.
+        """
+        labels = with_home(spec.labels)
+        home = labels[HOME_LABEL]
+        spec = replace(spec, name=scoped_name(spec.name, home), labels=labels,
+                       network=scoped_name(spec.network, home) if spec.network else None)
+        gateway = not spec.network_isolated and not (spec.network and self._is_internal(spec.network))
+        if gateway and not self._gateway_network_ready:
+            self.ensure_gateway_network()
+        kwargs = self._create_arguments(spec, gateway)
+        container = self._create(spec, kwargs, gateway and not spec.network)
         try:
+            if gateway and spec.network:
+                self._attach_gateway_network(str(container.id), spec.name)
             for folder in spec.folders:
                 if folder.private and folder.source is not None and any(folder.source.iterdir()):
                     with _translated(f"copying {folder.source} into {spec.name}:{folder.target}"), \
-                            _tar_of_folder(folder.source) as archive:
+                            tar_of_folder(folder.source) as archive:
                         container.put_archive(folder.target, archive)
             with _gpu_errors(spec), _translated(f"starting container {spec.name}"):
                 container.start()
@@ -216,24 +208,69 @@ class DockerBackend:
             raise
         return str(container.id)
 
-    def _create_arguments(self, spec: ContainerSpec) -> dict[str, Any]:
+    def _create(self, spec: ContainerSpec, kwargs: dict[str, Any], on_gateway_network: bool) -> Any:
+        """``containers.create``: a missing gateway network is recreated, this home's namesake replaced."""
+        with _gpu_errors(spec), _translated(f"creating container {spec.name} from {spec.image}"):
+            for attempt in range(3):
+                try:
+                    return self.client.containers.create(spec.image, spec.command, **kwargs)
+                except docker.errors.ImageNotFound:
+                    raise
+                except docker.errors.NotFound as exc:  # the network went away since it was checked
+                    if attempt or "network" not in str(exc.explanation or exc).lower():
+                        raise
+                    self._recreate_networks(spec, on_gateway_network)
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409 or attempt:
+                        raise
+                    self._replace_namesake(spec.name, spec.labels[HOME_LABEL])
+            raise RuntimeError_(f"creating container {spec.name}: gave up after retries")
+
+    def _recreate_networks(self, spec: ContainerSpec, on_gateway_network: bool) -> None:
+        if on_gateway_network:
+            self.ensure_gateway_network()
+        else:
+            raise RuntimeError_(f"the network {spec.network} of container {spec.name} no longer exists")
+
+    def _replace_namesake(self, name: str, home: str) -> None:
+        """Remove a leftover container of the same name, but only one of this emulator's home."""
+        existing = self.client.api.inspect_container(name)
+        owner = (existing.get("Config", {}).get("Labels") or {}).get(HOME_LABEL)
+        if owner != home:
+            raise RuntimeError_(f"a container named {name} exists and does not belong to this emulator "
+                                f"(home id {home}); it is left alone")
+        self.client.api.remove_container(name, force=True, v=True)
+
+    def _attach_gateway_network(self, container_id: str, name: str) -> None:
+        """Connect a created container to the shared gateway network (recreated once if it vanished)."""
+        network = self.gateway_network.name
+        for attempt in range(2):
+            try:
+                with _translated(f"attaching container {name} to network {network}"):
+                    self.client.api.connect_container_to_network(container_id, network)
+                return
+            except ContainerNotFound:
+                if attempt:
+                    raise
+                self.ensure_gateway_network()
+
+    def _create_arguments(self, spec: ContainerSpec, gateway: bool = False) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "name": spec.name,
             "entrypoint": spec.entrypoint,
             "environment": dict(spec.environment),
             "labels": dict(spec.labels),
             "hostname": spec.hostname,
-            "mounts": [self._mount(folder, spec.labels) for folder in spec.folders],
+            "mounts": [self._mount(folder, spec.labels, spec.name) for folder in spec.folders],
             "detach": True,
         }
         if spec.network_isolated:
             kwargs["network_mode"] = "none"
-        elif spec.network:
-            aliases = [spec.hostname] if spec.hostname else None
-            kwargs["network"] = spec.network
-            kwargs["networking_config"] = {
-                spec.network: self.client.api.create_endpoint_config(aliases=aliases)
-            }
+        elif spec.network or gateway:
+            network = spec.network or self.gateway_network.name
+            aliases = [spec.hostname] if spec.hostname and spec.network else None
+            kwargs["network"] = network
+            kwargs["networking_config"] = {network: self.client.api.create_endpoint_config(aliases=aliases)}
         if spec.expose_ports and not spec.network_isolated:
             kwargs["ports"] = {f"{port}/tcp": ("127.0.0.1", None) for port in spec.expose_ports}
         if spec.memory_bytes:
@@ -262,9 +299,12 @@ class DockerBackend:
         return kwargs
 
     @staticmethod
-    def _mount(folder: StagedFolder, labels: dict[str, str]) -> Mount:
-        if folder.private:
-            return Mount(target=folder.target, source=None, type="volume", labels=dict(labels))
+    def _mount(folder: StagedFolder, labels: dict[str, str], container_name: str) -> Mount:
+        if folder.private:  # a fresh volume named after its container (so carrying the home id)
+            slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.target).strip("-") or "root"
+            name = f"{container_name}-{slug}-{secrets.token_hex(3)}"
+            return Mount(target=folder.target, source=name, type="volume",
+                         labels={**labels, "smemu.volume-of": container_name})
         if folder.source is None:
             raise ValueError(f"folder for {folder.target} has no source and is not private")
         return Mount(target=folder.target, source=_host_path(folder.source), type="bind",
@@ -311,12 +351,21 @@ class DockerBackend:
             log.debug("kill %s: %s", container_id[:12], exc)
 
     def remove(self, container_id: str) -> None:
-        """Remove the container and its anonymous volumes; a missing one is fine."""
+        """Remove the container and the volumes made for it; a missing one is fine."""
         try:
             with _translated(f"removing container {container_id[:12]}"):
+                mounts = self.client.api.inspect_container(container_id).get("Mounts") or []
                 self.client.api.remove_container(container_id, force=True, v=True)
         except ContainerNotFound:
-            pass
+            return
+        for mount in mounts:
+            name = str(mount.get("Name") or "")
+            if mount.get("Type") == "volume" and name.startswith("smemu-"):
+                try:
+                    with _translated(f"removing volume {name}"):
+                        self.client.api.remove_volume(name, force=True)
+                except ContainerNotFound:
+                    pass
 
     def logs(self, container_id: str, follow: bool = True) -> Iterator[tuple[float, str]]:
         """``(epoch seconds, line)`` of stdout and stderr, interleaved as Docker recorded them."""
@@ -329,7 +378,7 @@ class DockerBackend:
                 for piece in text.splitlines(keepends=True):
                     stamp_text, _, message = piece.partition(" ")
                     try:
-                        stamp = _parse_docker_time(stamp_text)
+                        stamp = parse_docker_time(stamp_text)
                     except ValueError:  # a frame that continues a line without a timestamp
                         stamp, message = dt.datetime.now(dt.timezone.utc).timestamp(), piece
                     if not message.endswith("\n"):
@@ -347,8 +396,8 @@ class DockerBackend:
             yield dt.datetime.now(dt.timezone.utc).timestamp(), pending
 
     def find(self, labels: dict[str, str]) -> list[ContainerInfo]:
-        """Containers carrying all of ``labels``, running or not."""
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        """Containers carrying all of ``labels`` (and this home's id when they name none), running or not."""
+        filters = {"label": [f"{k}={v}" for k, v in with_home(labels).items()]}
         with _translated("listing containers"):
             found = self.client.api.containers(all=True, filters=filters)
         return [
@@ -380,7 +429,7 @@ class DockerBackend:
             return False
         dest.mkdir(parents=True, exist_ok=True)
         top = PurePosixPath(path).name
-        stream = io.BufferedReader(_ChunkReader(chunks), 1 << 20)
+        stream = io.BufferedReader(ChunkReader(chunks), 1 << 20)
         with _translated(f"copying {path} out of container {container_id[:12]}"), \
                 tarfile.open(fileobj=stream, mode="r|") as archive:
             for member in archive:
@@ -394,7 +443,11 @@ class DockerBackend:
         return True
 
     def remove_labelled(self, labels: dict[str, str]) -> int:
-        """Remove containers (with their volumes), then networks, then volumes with ``labels``."""
+        """Remove containers (with their volumes), then networks, then volumes with ``labels``.
+
+        Only this home's objects: a ``smemu.home`` label is added when ``labels`` name none.
+        """
+        labels = with_home(labels)
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         removed = 0
         for info in self.find(labels):
@@ -403,7 +456,7 @@ class DockerBackend:
         with _translated("listing networks"):
             networks = self.client.api.networks(filters=filters)
         for network in networks:
-            self.remove_network(network["Id"])
+            self._remove_network(network["Id"])
             removed += 1
         with _translated("listing volumes"):
             volumes = self.client.api.volumes(filters=filters).get("Volumes") or []
