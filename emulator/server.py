@@ -101,6 +101,7 @@ class EmulatorServer:
         if self.settings.container_gateway:
             self._start_gateway()
         self.snapshot.start()
+        self.platform.credentials.restore_identities()
         self.platform.start()
         self._thread = threading.Thread(target=self._server.serve, name="smemu-edge", daemon=True)
         self._thread.start()
@@ -108,13 +109,20 @@ class EmulatorServer:
         return self
 
     def _start_gateway(self) -> None:
-        """Serve the edge on 169.254.170.2 for containers; without it they get no credentials."""
-        from emulator.credentials import ContainerGateway
+        """Serve the container gateway on 169.254.170.2 (emulator/container_gateway.py).
 
+        Without it containers get no credentials and no endpoints (the emulator still serves).
+        """
+        from emulator.container_gateway import ContainerGateway, GatewayAuth
+        from emulator.runtime.docker_backend import get_backend
+
+        settings = self.settings
+        auth = GatewayAuth(with_policy(self.wsgi_app, settings), self.platform.credentials,
+                           iam_enforce=lambda: bool(self.platform.settings.iam_enforce),
+                           max_body_bytes=settings.max_request_bytes)
         try:
-            import docker
-
-            self._gateway = ContainerGateway(self.wsgi_app, self.port, docker.from_env()).start()
+            self._gateway = ContainerGateway(auth, self.port, get_backend().ensure_gateway_network,
+                                             max_body_bytes=MAX_BODY_BYTES).start()
             self.platform.gateway_url = self._gateway.url
         except Exception as exc:  # no engine, or not on the Docker host: the emulator still serves
             log.warning("containers will not reach the emulator: %s", exc)
