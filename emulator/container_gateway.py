@@ -5,10 +5,11 @@ at ``169.254.170.2:<edge port>`` instead: the host side of the shared network
 ``smemu-containers`` (``emulator.runtime.gateway_network``), to which the runtime attaches every
 container it starts with a network. What is served there is not the edge as the host sees it:
 
-1. **Peers**: a connection is answered only when it comes from that network's subnet
-   (169.254.170.0/24), never from the host itself, another bridge, or a neighbour on the
-   link with a route to the address (Linux accepts packets for a local address on any
-   interface, so the address alone proves nothing).
+1. **Peers**: a connection is answered only when it comes from the emulator's container
+   networks: the shared subnet 169.254.170.0/24 and the job networks of its multi-host jobs;
+   never from the host itself, another bridge, or a neighbour on the link with a route to the
+   address (Linux accepts packets for a local address on any interface, so the address alone
+   proves nothing).
 2. **The credentials endpoint** (``GET /_smemu/credentials``): needs a container token that
    this emulator signed.
 3. **AWS API calls**, only when signed (SigV4, header or presigned query) with credentials
@@ -30,6 +31,7 @@ edge signs for) sees only verified calls.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import http
 import io
 import ipaddress
@@ -54,14 +56,16 @@ class GatewayAuth:
     """WSGI middleware in front of the edge app: peers, container credentials, signatures, policies."""
 
     def __init__(self, app: WsgiApp, broker: CredentialBroker, *, iam_enforce: Callable[[], bool] = lambda: False,
-                 max_body_bytes: int = 16 * 1024 * 1024, subnet: str = NETWORK_SUBNET,
+                 max_body_bytes: int = 16 * 1024 * 1024,
+                 subnets: Callable[[], Iterable[str]] = lambda: (NETWORK_SUBNET,),
                  gateway_address: str = GATEWAY_ADDRESS) -> None:
         self.app = app
         self.broker = broker
         self.iam_enforce = iam_enforce
         """Whether SMEMU_IAM_ENFORCE is on now (read per request: the settings object may be replaced)."""
         self.max_body_bytes = max_body_bytes
-        self.subnet = ipaddress.ip_network(subnet)
+        self.subnets = subnets
+        """The emulator's container networks now (the runtime's ``container_subnets``)."""
         self.gateway_address = ipaddress.ip_address(gateway_address)
         self.credentials_endpoint = CredentialsMiddleware(self._not_credentials, broker)
 
@@ -73,7 +77,9 @@ class GatewayAuth:
             return False
         if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
             peer = peer.ipv4_mapped
-        return peer in self.subnet and peer != self.gateway_address
+        if peer == self.gateway_address:
+            return False
+        return any(peer in _network(subnet) for subnet in self.subnets())
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         headers = aws_errors.lower_headers(environ)
@@ -83,8 +89,8 @@ class GatewayAuth:
         peer = str(environ.get("REMOTE_ADDR", ""))
         if not self.peer_allowed(peer):
             return _refuse(start_response, protocol, "forbidden",
-                           f"The container gateway answers only containers on the emulator's network {self.subnet}; "
-                           f"{peer or 'this peer'} is not one.")
+                           f"The container gateway answers only containers on the emulator's networks "
+                           f"({', '.join(self.subnets())}); {peer or 'this peer'} is not one.")
         if path == CREDENTIALS_PATH:
             return self.credentials_endpoint(environ, start_response)
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
@@ -146,10 +152,13 @@ class ContainerGateway:
     """The gateway's own server, on ``169.254.170.2:<port>`` (cheroot, threads)."""
 
     def __init__(self, app: WsgiApp, port: int, ensure_network: Callable[[], None], *, threads: int = 16,
-                 host_ip: str = GATEWAY_ADDRESS, max_body_bytes: int = 0) -> None:
+                 host_ip: str = GATEWAY_ADDRESS, max_body_bytes: int = 0,
+                 watch_network: Callable[[], Callable[[], None]] | None = None) -> None:
         self.app = app
         self.port = port
         self.ensure_network = ensure_network
+        self.watch_network = watch_network
+        self._stop_watching: Callable[[], None] | None = None
         self.threads = threads
         self.host_ip = host_ip
         self.max_body_bytes = max_body_bytes
@@ -177,13 +186,23 @@ class ContainerGateway:
                                f"must run on the Docker host itself (or on its network) for this") from exc
         self._thread = threading.Thread(target=self._server.serve, name="smemu-container-gateway", daemon=True)
         self._thread.start()
+        if self.watch_network is not None:
+            self._stop_watching = self.watch_network()
         return self
 
     def stop(self) -> None:
         """Stop serving (the shared network stays: other emulators use it)."""
+        if self._stop_watching is not None:
+            self._stop_watching()
+            self._stop_watching = None
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+
+@functools.lru_cache(maxsize=256)
+def _network(subnet: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(subnet, strict=False)
 
 
 def _raw_target(environ: dict[str, Any]) -> tuple[str, str]:

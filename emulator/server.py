@@ -22,7 +22,7 @@ from emulator.gateway.control import ControlPlane
 from emulator.gateway.protocol import load_service_model
 from emulator.platform import Platform, build_platform
 from emulator.runtime.docker_backend import configure_gpu_runtime, configure_host_paths
-from emulator.runtime.naming import configure_home
+from emulator.runtime.naming import configure_home, home_id
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +117,16 @@ class EmulatorServer:
         from emulator.runtime.docker_backend import get_backend
 
         settings = self.settings
-        auth = GatewayAuth(with_policy(self.wsgi_app, settings), self.platform.credentials,
-                           iam_enforce=lambda: bool(self.platform.settings.iam_enforce),
-                           max_body_bytes=settings.max_request_bytes)
+        home = home_id(settings.home)
         try:
-            self._gateway = ContainerGateway(auth, self.port, get_backend().ensure_gateway_network,
-                                             max_body_bytes=MAX_BODY_BYTES).start()
+            backend = get_backend()
+            auth = GatewayAuth(with_policy(self.wsgi_app, settings), self.platform.credentials,
+                               iam_enforce=lambda: bool(self.platform.settings.iam_enforce),
+                               max_body_bytes=settings.max_request_bytes,
+                               subnets=lambda: backend.container_subnets(home))
+            self._gateway = ContainerGateway(auth, self.port, backend.ensure_gateway_network,
+                                             max_body_bytes=MAX_BODY_BYTES,
+                                             watch_network=backend.watch_gateway_network).start()
             self.platform.gateway_url = self._gateway.url
         except Exception as exc:  # no engine, or not on the Docker host: the emulator still serves
             log.warning("containers will not reach the emulator: %s", exc)

@@ -110,9 +110,10 @@ class DockerBackend:
         self._gpu_devices: list[str] | None = None
         self._gpu_devices_known = False
         self.gateway_network = GatewayNetwork(self.client)
-        """The shared network every container with a network is attached to (gateway_network.py)."""
+        """The shared network containers without a network of their own join (gateway_network.py)."""
         self._gateway_network_ready = False
-        self._internal_networks: set[str] = set()
+        self._job_subnets: dict[str, tuple[str, str]] = {}
+        """Network name -> (home id, subnet) of the (non-internal) networks this backend made."""
 
     # -- images and networks ----------------------------------------------------------------
 
@@ -144,9 +145,13 @@ class DockerBackend:
         self._remove_network(name)
         options = {"com.docker.network.bridge.inhibit_ipv4": "true"} if internal else None
         with _translated(f"creating network {name}"):
-            self.client.api.create_network(name, driver="bridge", labels=labels, internal=internal, options=options)
-        if internal:
-            self._internal_networks.add(name)
+            made = self.client.api.create_network(name, driver="bridge", labels=labels, internal=internal,
+                                                  options=options)
+        if not internal:  # its containers reach the container gateway from this subnet
+            with _translated(f"inspecting network {name}"):
+                config = (self.client.api.inspect_network(made["Id"]).get("IPAM") or {}).get("Config") or []
+            for subnet in (c.get("Subnet") for c in config if c.get("Subnet")):
+                self._job_subnets[name] = (labels[HOME_LABEL], str(subnet))
 
     def remove_network(self, name: str) -> None:
         """Remove a network of this emulator's home (the name as given to :meth:`create_network`)."""
@@ -158,7 +163,17 @@ class DockerBackend:
                 self.client.api.remove_network(name_or_id)
         except ContainerNotFound:
             pass
-        self._internal_networks.discard(name_or_id)
+        self._job_subnets.pop(name_or_id, None)
+
+    def watch_gateway_network(self) -> Callable[[], None]:
+        """Recreate the shared network as soon as it is removed (runtime/gateway_network.py); returns stop()."""
+        with _translated("watching Docker's network events"):
+            return self.gateway_network.watch(self._streams)
+
+    def container_subnets(self, home: str) -> list[str]:
+        """Subnets from which this home's containers reach the gateway: the shared one, and job networks'."""
+        return [self.gateway_network.subnet, *(subnet for owner, subnet in list(self._job_subnets.values())
+                                               if owner == home)]
 
     def ensure_gateway_network(self) -> None:
         """Create the shared container network unless it exists (runtime/gateway_network.py)."""
@@ -169,11 +184,6 @@ class DockerBackend:
             raise RuntimeError_(str(exc)) from exc
         self._gateway_network_ready = True
 
-    def _is_internal(self, network: str) -> bool:
-        if network in self._internal_networks:
-            return True
-        with _translated(f"inspecting network {network}"):
-            return bool(self.client.api.inspect_network(network).get("Internal"))
 
     # -- containers -------------------------------------------------------------------------
 
@@ -181,56 +191,53 @@ class DockerBackend:
         """Create the container (replacing this home's one of the same name), seed private folders, start it.
 
         Names carry the home id and the ``smemu.home`` label (runtime/naming.py). A container
-        with a network is attached to the shared gateway network (runtime/gateway_network.py);
-        one that cannot be attached is not started.
+        without a network of its own (single-host jobs, endpoints) joins the shared gateway
+        network, recreated first if it went missing (runtime/gateway_network.py). Hosts of a
+        multi-host job stay on their job network only: on Docker every network registers a
+        container's hostname, so on a shared network ``algo-1`` would also name other jobs' hosts.
         """
         labels = with_home(spec.labels)
         home = labels[HOME_LABEL]
         spec = replace(spec, name=scoped_name(spec.name, home), labels=labels,
                        network=scoped_name(spec.network, home) if spec.network else None)
-        gateway = not spec.network_isolated and not (spec.network and self._is_internal(spec.network))
-        if gateway and not self._gateway_network_ready:
-            self.ensure_gateway_network()
-        kwargs = self._create_arguments(spec, gateway)
-        container = self._create(spec, kwargs, gateway and not spec.network)
-        try:
-            if gateway and spec.network:
-                self._attach_gateway_network(str(container.id), spec.name)
-            for folder in spec.folders:
-                if folder.private and folder.source is not None and any(folder.source.iterdir()):
-                    with _translated(f"copying {folder.source} into {spec.name}:{folder.target}"), \
-                            tar_of_folder(folder.source) as archive:
-                        container.put_archive(folder.target, archive)
-            with _gpu_errors(spec), _translated(f"starting container {spec.name}"):
-                container.start()
-        except BaseException:
-            self.remove(str(container.id))
-            raise
-        return str(container.id)
-
-    def _create(self, spec: ContainerSpec, kwargs: dict[str, Any], on_gateway_network: bool) -> Any:
-        """``containers.create``: a missing gateway network is recreated, this home's namesake replaced."""
-        with _gpu_errors(spec), _translated(f"creating container {spec.name} from {spec.image}"):
-            for attempt in range(3):
-                try:
-                    return self.client.containers.create(spec.image, spec.command, **kwargs)
-                except docker.errors.ImageNotFound:
+        gateway = not spec.network_isolated and not spec.network
+        for attempt in range(2):
+            if gateway and (attempt or not self._gateway_network_ready):
+                self.ensure_gateway_network()
+            try:
+                container = self._create(spec, self._create_arguments(spec, gateway))
+            except ContainerNotFound as exc:  # newer engines check networks at create
+                if attempt or not gateway or "network" not in str(exc):
                     raise
-                except docker.errors.NotFound as exc:  # the network went away since it was checked
-                    if attempt or "network" not in str(exc.explanation or exc).lower():
-                        raise
-                    self._recreate_networks(spec, on_gateway_network)
-                except docker.errors.APIError as exc:
-                    if exc.status_code != 409 or attempt:
-                        raise
-                    self._replace_namesake(spec.name, spec.labels[HOME_LABEL])
-            raise RuntimeError_(f"creating container {spec.name}: gave up after retries")
+                continue
+            try:
+                for folder in spec.folders:
+                    if folder.private and folder.source is not None and any(folder.source.iterdir()):
+                        with _translated(f"copying {folder.source} into {spec.name}:{folder.target}"), \
+                                tar_of_folder(folder.source) as archive:
+                            container.put_archive(folder.target, archive)
+                with _gpu_errors(spec), _translated(f"starting container {spec.name}"):
+                    container.start()
+                return str(container.id)
+            except ContainerNotFound as exc:  # the engine checks networks at start: recreate and retry once
+                self.remove(str(container.id))
+                if attempt or not gateway or "network" not in str(exc):
+                    raise
+            except BaseException:
+                self.remove(str(container.id))
+                raise
+        raise RuntimeError_(f"starting container {spec.name}: the gateway network kept disappearing")
 
-    def _recreate_networks(self, spec: ContainerSpec, on_gateway_network: bool) -> None:
-        if on_gateway_network:
-            self.ensure_gateway_network()
-        else:
-            raise RuntimeError_(f"the network {spec.network} of container {spec.name} no longer exists")
+    def _create(self, spec: ContainerSpec, kwargs: dict[str, Any]) -> Any:
+        """``containers.create``, replacing a leftover of the same name that belongs to this home."""
+        with _gpu_errors(spec), _translated(f"creating container {spec.name} from {spec.image}"):
+            try:
+                return self.client.containers.create(spec.image, spec.command, **kwargs)
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                self._replace_namesake(spec.name, spec.labels[HOME_LABEL])
+                return self.client.containers.create(spec.image, spec.command, **kwargs)
 
     def _replace_namesake(self, name: str, home: str) -> None:
         """Remove a leftover container of the same name, but only one of this emulator's home."""
@@ -240,19 +247,6 @@ class DockerBackend:
             raise RuntimeError_(f"a container named {name} exists and does not belong to this emulator "
                                 f"(home id {home}); it is left alone")
         self.client.api.remove_container(name, force=True, v=True)
-
-    def _attach_gateway_network(self, container_id: str, name: str) -> None:
-        """Connect a created container to the shared gateway network (recreated once if it vanished)."""
-        network = self.gateway_network.name
-        for attempt in range(2):
-            try:
-                with _translated(f"attaching container {name} to network {network}"):
-                    self.client.api.connect_container_to_network(container_id, network)
-                return
-            except ContainerNotFound:
-                if attempt:
-                    raise
-                self.ensure_gateway_network()
 
     def _create_arguments(self, spec: ContainerSpec, gateway: bool = False) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -268,7 +262,7 @@ class DockerBackend:
             kwargs["network_mode"] = "none"
         elif spec.network or gateway:
             network = spec.network or self.gateway_network.name
-            aliases = [spec.hostname] if spec.hostname and spec.network else None
+            aliases = [spec.hostname] if spec.hostname and spec.network else None  # algo-N on the job network
             kwargs["network"] = network
             kwargs["networking_config"] = {network: self.client.api.create_endpoint_config(aliases=aliases)}
         if spec.expose_ports and not spec.network_isolated:

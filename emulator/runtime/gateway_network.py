@@ -5,19 +5,25 @@ http address botocore accepts for ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` besides
 and the EKS one). That address is the host side of one Docker bridge, ``smemu-containers``
 (169.254.170.0/24), which every emulator on the engine shares: each listens on its own port.
 
-Every container the emulator starts with a network is attached to it, which gives three
-guarantees:
+Every container the emulator starts without a network of its own (single-host jobs,
+endpoint instances) is put on it, which gives three guarantees:
 
 * **On-link route.** The container reaches 169.254.170.2 through its own interface on that
   bridge, never through its default route: if the address were gone, its credential request
   (token included) would otherwise leave through the host's default route to whoever answers.
 * **Not removable under running containers.** Docker refuses to remove a network with
   active endpoints. Between jobs it can still be removed by hand, so the backend recreates it
-  before it attaches a container, and a container it cannot attach fails to start with the
-  reason instead of starting without the route.
+  before it starts a container, and a container that cannot join it is not started.
 * **Peers only where intended.** Inter-container communication is off on it
   (``com.docker.network.bridge.enable_icc=false``): jobs and endpoints on it cannot reach each
-  other through it. Hosts of one job talk over the job's own network.
+  other through it.
+
+Hosts of a multi-host job cannot join it: Docker registers each container's hostname as a
+name on every network it joins, so ``algo-1`` on the shared network would also resolve to
+other jobs' hosts (measured: peers then connect to another job's host). They stay on their job
+network and reach the gateway through its bridge, from a subnet the gateway admits. For them,
+:meth:`GatewayNetwork.watch` recreates the network the moment the engine reports it destroyed,
+so the address is gone for milliseconds, not for the rest of the job.
 
 A network made by an older emulator with inter-container communication on is recreated
 with the option when no container uses it (Docker refuses to remove a network with active
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -115,3 +122,35 @@ class GatewayNetwork:
             log.warning("Docker network %s was created by an older emulator with inter-container communication on "
                         "and is in use, so it is kept: containers on it can reach each other until it is recreated "
                         "(the next start does that when nothing uses it).", self.name)
+
+    def watch(self, events_client: Any) -> Callable[[], None]:
+        """Recreate the network whenever the engine reports it destroyed; returns ``stop()``.
+
+        ``events_client`` is a docker-py ``APIClient`` without a read timeout (the stream is
+        quiet for as long as nothing happens).
+        """
+        stream = events_client.events(decode=True, filters={"type": "network", "event": "destroy"})
+        stopped = threading.Event()
+
+        def follow() -> None:
+            try:
+                for event in stream:
+                    if stopped.is_set():
+                        return
+                    if ((event.get("Actor") or {}).get("Attributes") or {}).get("name") == self.name:
+                        log.warning("Docker network %s was removed; recreating it", self.name)
+                        try:
+                            self.ensure()
+                        except Exception as exc:  # reported; the next container start tries again
+                            log.error("could not recreate network %s: %s", self.name, exc)
+            except Exception as exc:  # the stream ends with the engine or with stop()
+                if not stopped.is_set():
+                    log.warning("stopped watching network %s: %s", self.name, exc)
+
+        threading.Thread(target=follow, name="smemu-gateway-network-watch", daemon=True).start()
+
+        def stop() -> None:
+            stopped.set()
+            stream.close()
+
+        return stop

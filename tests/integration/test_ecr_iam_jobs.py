@@ -228,16 +228,19 @@ def test_boto3_in_a_training_container_uses_the_roles_credentials(
         RoleName=role_name, AssumeRolePolicyDocument=SAGEMAKER_TRUST_POLICY)["Role"]["Arn"]
     s3_client.put_object(Bucket=bucket, Key="listed/one.txt", Body=b"1")
     name = unique_name("creds-job")
-    sagemaker_client.create_training_job(**job_request(
+    sagemaker_client.create_training_job(**job_request(  # two hosts: the shared network and a job network
         name, build_boto3_image(docker_client), arn, bucket,
         AlgorithmSpecification={"TrainingImage": build_boto3_image(docker_client), "TrainingInputMode": "File",
                                 "ContainerEntrypoint": RUN_PROBE},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 1},
         Environment={"PROBE_BUCKET": bucket, "PROBE_CODE": PROBE}))
     described = wait_terminal(sagemaker_client, name, timeout=180)
     lines = [line for messages in log_messages(logs_client, name).values() for line in messages]
     assert described["TrainingJobStatus"] == "Completed", (described.get("FailureReason"), lines)
-    answer = json.loads(next(line for line in lines if line.startswith("{")))
-    assert answer["method"] == "container-role"
-    assert answer["arn"] == f"arn:aws:sts::{emulator_settings.account_id}:assumed-role/{role_name}/SageMaker"
-    assert "listed/one.txt" in answer["keys"]
+    answers = [json.loads(line) for line in lines if line.startswith("{")]
+    assert len(answers) == 2, lines
+    for answer in answers:
+        assert answer["method"] == "container-role"
+        assert answer["arn"] == f"arn:aws:sts::{emulator_settings.account_id}:assumed-role/{role_name}/SageMaker"
+        assert "listed/one.txt" in answer["keys"]
     assert not any(HOST_KEY in line or HOST_SECRET in line for line in lines)

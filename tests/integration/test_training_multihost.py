@@ -50,9 +50,13 @@ def host_addresses(emulator_settings: Any) -> Iterator[list[str]]:
     thread.start()
     port = listener.getsockname()[1]
     found = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout
-    addresses = sorted({m for m in re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", found) if not m.startswith("127.")})
+    # Bridges of other tests' job networks come and go: the machine's own interfaces and the gateway stay.
+    addresses = sorted({address for interface, address in re.findall(r"^\d+:\s+(\S+)\s+inet (\d+\.\d+\.\d+\.\d+)/",
+                                                                         found, re.MULTILINE)
+                        if not address.startswith("127.") and not interface.startswith(("br-", "veth"))})
     try:
-        yield [f"{a}:{port}" for a in addresses] + [f"{GATEWAY_ADDRESS}:{emulator_settings.port}"]
+        yield ([f"{a}:{port}" for a in addresses]
+               + [f"{GATEWAY_ADDRESS}:{port}", f"{GATEWAY_ADDRESS}:{emulator_settings.port}"])
     finally:
         stop.set()
         thread.join(5)
