@@ -71,15 +71,7 @@ class GatewayAuth:
 
     def peer_allowed(self, address: str) -> bool:
         """Whether a connection from ``address`` may be answered (see the module's rule 1)."""
-        try:
-            peer = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
-            peer = peer.ipv4_mapped
-        if peer == self.gateway_address:
-            return False
-        return any(peer in _network(subnet) for subnet in self.subnets())
+        return _peer_in(address, tuple(self.subnets()), self.gateway_address)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         headers = aws_errors.lower_headers(environ)
@@ -200,9 +192,16 @@ class ContainerGateway:
             self._server = None
 
 
-@functools.lru_cache(maxsize=256)
-def _network(subnet: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(subnet, strict=False)
+@functools.lru_cache(maxsize=4096)
+def _peer_in(address: str, subnets: tuple[str, ...], gateway: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether ``address`` lies in one of ``subnets`` and is not the gateway itself (cached: per request)."""
+    try:
+        peer = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return peer != gateway and any(peer in ipaddress.ip_network(subnet, strict=False) for subnet in subnets)
 
 
 def _raw_target(environ: dict[str, Any]) -> tuple[str, str]:

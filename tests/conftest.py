@@ -115,6 +115,23 @@ def emulator(emulator_settings: Settings) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def gateway_url(emulator: Any) -> str:
+    """The session emulator's container gateway, as its containers reach it (169.254.170.2)."""
+    assert emulator.platform.gateway_url, "the container gateway did not start"
+    return str(emulator.platform.gateway_url)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """A docker-py client of this machine's engine (modules may define their own)."""
+    import docker
+
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
 def endpoint_url(emulator: Any, emulator_settings: Settings) -> str:
     """The edge URL of the session's emulator."""
     return f"http://127.0.0.1:{emulator_settings.port}"

@@ -29,66 +29,49 @@ _SIGNING_NAMES = {"monitoring": "cloudwatch", "email": "ses", "states": "stepfun
                   "execute-api": "apigateway", "s3express": "s3"}
 """SigV4 signing names whose botocore service model has another name."""
 
-CODES: dict[str, dict[str, tuple[int, str, str]]] = {
-    "missing": {
-        JSON: (403, "MissingAuthenticationTokenException", "Missing Authentication Token"),
-        QUERY: (403, "MissingAuthenticationToken", "Request is missing Authentication Token"),
-        REST_XML: (403, "AccessDenied", "Access Denied"),
-    },
-    "unknown-key": {
-        JSON: (403, "UnrecognizedClientException", "The security token included in the request is invalid."),
-        QUERY: (403, "InvalidClientTokenId", "The security token included in the request is invalid."),
-        REST_XML: (403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
-    },
-    "bad-token": {
-        JSON: (403, "UnrecognizedClientException", "The security token included in the request is invalid."),
-        QUERY: (403, "InvalidClientTokenId", "The security token included in the request is invalid."),
-        REST_XML: (400, "InvalidToken", "The provided token is malformed or otherwise invalid."),
-    },
-    "expired-token": {
-        JSON: (403, "ExpiredTokenException", "The security token included in the request is expired"),
-        QUERY: (403, "ExpiredToken", "The security token included in the request is expired"),
-        REST_XML: (400, "ExpiredToken", "The provided token has expired."),
-    },
-    "bad-signature": {
-        JSON: (403, "InvalidSignatureException",
-               "The request signature we calculated does not match the signature you provided. Check your AWS "
-               "Secret Access Key and signing method. Consult the service documentation for details."),
-        QUERY: (403, "SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature you provided. Check your AWS "
-                "Secret Access Key and signing method. Consult the service documentation for details."),
-        REST_XML: (403, "SignatureDoesNotMatch",
-                   "The request signature we calculated does not match the signature you provided. Check your key "
-                   "and signing method."),
-    },
-    "stale": {
-        JSON: (403, "InvalidSignatureException", "Signature expired: the request's date is more than 15 minutes "
-                                                 "away from the current time."),
-        QUERY: (403, "SignatureDoesNotMatch", "Signature expired: the request's date is more than 15 minutes "
-                                              "away from the current time."),
-        REST_XML: (403, "RequestTimeTooSkewed",
-                   "The difference between the request time and the current time is too large."),
-    },
-    "expired-url": {
-        JSON: (403, "InvalidSignatureException", "Signature expired: the presigned request has expired."),
-        QUERY: (403, "SignatureDoesNotMatch", "Signature expired: the presigned request has expired."),
-        REST_XML: (403, "AccessDenied", "Request has expired"),
-    },
-    "forbidden": {
-        JSON: (403, "AccessDeniedException", "Access denied."),
-        QUERY: (403, "AccessDenied", "Access denied."),
-        REST_XML: (403, "AccessDenied", "Access Denied"),
-    },
-    "too-large": {
-        JSON: (413, "RequestEntityTooLargeException", "Request entity too large"),
-        QUERY: (413, "RequestEntityTooLargeException", "Request entity too large"),
-        REST_XML: (400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"),
-    },
-    "not-found": {
-        JSON: (404, "NotFound", "Not found."),
-        QUERY: (404, "NotFound", "Not found."),
-        REST_XML: (404, "NotFound", "Not found."),
-    },
+_INVALID_TOKEN = "The security token included in the request is invalid."
+_EXPIRED_TOKEN = "The security token included in the request is expired"
+_MISMATCH = ("The request signature we calculated does not match the signature you provided. Check your AWS "
+             "Secret Access Key and signing method. Consult the service documentation for details.")
+_S3_MISMATCH = ("The request signature we calculated does not match the signature you provided. Check your key "
+                "and signing method.")
+_STALE = "Signature expired: the request's date is more than 15 minutes away from the current time."
+_EXPIRED_URL = "Signature expired: the presigned request has expired."
+_SKEWED = "The difference between the request time and the current time is too large."
+
+
+Coded = tuple[int, str, str]
+"""``(status, code, message)``."""
+
+
+def _row(json_: Coded, query: Coded, s3: Coded) -> dict[str, Coded]:
+    return {JSON: json_, QUERY: query, REST_XML: s3}
+
+
+CODES: dict[str, dict[str, Coded]] = {
+    "missing": _row((403, "MissingAuthenticationTokenException", "Missing Authentication Token"),
+                    (403, "MissingAuthenticationToken", "Request is missing Authentication Token"),
+                    (403, "AccessDenied", "Access Denied")),
+    "unknown-key": _row((403, "UnrecognizedClientException", _INVALID_TOKEN),
+                        (403, "InvalidClientTokenId", _INVALID_TOKEN),
+                        (403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")),
+    "bad-token": _row((403, "UnrecognizedClientException", _INVALID_TOKEN),
+                      (403, "InvalidClientTokenId", _INVALID_TOKEN),
+                      (400, "InvalidToken", "The provided token is malformed or otherwise invalid.")),
+    "expired-token": _row((403, "ExpiredTokenException", _EXPIRED_TOKEN), (403, "ExpiredToken", _EXPIRED_TOKEN),
+                          (400, "ExpiredToken", "The provided token has expired.")),
+    "bad-signature": _row((403, "InvalidSignatureException", _MISMATCH), (403, "SignatureDoesNotMatch", _MISMATCH),
+                          (403, "SignatureDoesNotMatch", _S3_MISMATCH)),
+    "stale": _row((403, "InvalidSignatureException", _STALE), (403, "SignatureDoesNotMatch", _STALE),
+                  (403, "RequestTimeTooSkewed", _SKEWED)),
+    "expired-url": _row((403, "InvalidSignatureException", _EXPIRED_URL), (403, "SignatureDoesNotMatch", _EXPIRED_URL),
+                        (403, "AccessDenied", "Request has expired")),
+    "forbidden": _row((403, "AccessDeniedException", "Access denied."), (403, "AccessDenied", "Access denied."),
+                      (403, "AccessDenied", "Access Denied")),
+    "too-large": _row((413, "RequestEntityTooLargeException", "Request entity too large"),
+                      (413, "RequestEntityTooLargeException", "Request entity too large"),
+                      (400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")),
+    "not-found": _row((404, "NotFound", "Not found."), (404, "NotFound", "Not found."), (404, "NotFound", "Not found.")),
 }
 """``reason -> protocol family -> (status, code, AWS's message)``; rest-json uses the JSON row."""
 

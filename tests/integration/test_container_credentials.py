@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -43,13 +42,6 @@ HOST_KEY, HOST_SECRET = "AKIAHOSTONLYKEY00000", "host-only-secret-never-in-conta
 
 
 @pytest.fixture(scope="module")
-def docker_client() -> Iterator[docker.DockerClient]:
-    client = docker.from_env()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def boto3_image(docker_client: docker.DockerClient) -> str:
     """The base image plus boto3."""
     return build_boto3_image(docker_client)
@@ -72,13 +64,6 @@ def build_boto3_image(docker_client: docker.DockerClient) -> str:
 def broker(emulator: Any) -> CredentialBroker:
     """The session emulator's own broker (what its services use)."""
     return emulator.platform.credentials  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="module")
-def gateway_url(emulator: Any) -> str:
-    """The session emulator's container gateway, as containers reach it."""
-    assert emulator.platform.gateway_url, "the container gateway did not start"
-    return str(emulator.platform.gateway_url)
 
 
 def run_probe(client: docker.DockerClient, image: str, environment: dict[str, str], **kwargs: Any) -> tuple[int, str]:

@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,19 +92,6 @@ REFUSED_BY_SIGNATURE = {
     "s3/wrong-token": [400, "InvalidToken"],
     "sts/wrong-token": [403, "InvalidClientTokenId"],
 }
-
-
-@pytest.fixture(scope="module")
-def docker_client() -> Iterator[docker.DockerClient]:
-    client = docker.from_env()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def gateway_url(emulator: Any) -> str:
-    assert emulator.platform.gateway_url, "the container gateway did not start"
-    return str(emulator.platform.gateway_url)
 
 
 @pytest.fixture(scope="module")
