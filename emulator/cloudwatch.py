@@ -57,3 +57,25 @@ def put_log_lines(
 def stream_name(prefix: str, started: float | None = None) -> str:
     """``<prefix>-<epoch seconds>``: the stream naming SageMaker uses for training hosts."""
     return f"{prefix}-{int(started if started is not None else time.time())}"
+
+
+def read_lines(account_id: str, region: str, group: str, prefix: str, start: dict[str, int]) -> list[tuple[float, str]]:
+    """New ``(epoch seconds, message)`` lines of every stream of ``group`` whose name starts with ``prefix``.
+
+    ``start`` maps stream names to how many events were read before; it is advanced, so
+    calling again returns only lines written since (the tuner follows its training jobs so).
+    """
+    backend = _backend(account_id, region)
+    found: list[tuple[float, str]] = []
+    with _lock:
+        log_group = backend.groups.get(group)
+        if log_group is None:
+            return found
+        for name, stream in list(log_group.streams.items()):
+            if not name.startswith(prefix):
+                continue
+            events = list(stream.events)
+            for event in events[start.get(name, 0):]:
+                found.append((event.timestamp / 1000.0, event.message))
+            start[name] = len(events)
+    return sorted(found)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from emulator.errors import ValidationException
@@ -105,6 +106,17 @@ def check_host_folder(uri_or_path: str | Path, allowed_roots: Iterable[Path], ho
             f"{field}: {shown} resolves to {resolved}, outside the folders {SETTING} allows ({allowed}). "
             f"Set {SETTING} to a folder that contains it to use local data.")
     return resolved
+
+
+def check_file_uris(settings: Any, uris: Iterable[tuple[str, str]]) -> None:
+    """:func:`check_host_folder` for each ``(field, uri)`` of a request that is a ``file://`` URI.
+
+    ``settings`` is the emulator's Settings (``host_folders``, ``home``). Services call this at
+    create time with every input URI the request names.
+    """
+    for field, uri in uris:
+        if str(uri).startswith("file://"):
+            check_host_folder(str(uri), settings.host_folders, settings.home, field)
 
 
 def is_inside(path: Path, folder: Path) -> bool:

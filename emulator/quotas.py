@@ -95,3 +95,10 @@ def check_instance_quota(quotas: Quotas, usage: str, requested: Mapping[str, int
                 "not available, contact AWS support to request an increase for this quota. (sagemaker-emulator: "
                 f"the quota is set by {SETTING})"
             )
+
+
+def check_jobs_quota(quotas: Quotas, usage: str, wanted: Iterable[tuple[str | None, int]],
+                     running: Iterable[Iterable[tuple[str | None, int]]]) -> None:
+    """:func:`check_instance_quota` for a job: ``wanted`` ``(type, count)`` pairs against those of running jobs."""
+    in_use = count_by_type(pair for pairs in running for pair in pairs)
+    check_instance_quota(quotas, usage, count_by_type(wanted), in_use)

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from emulator.instances import instance_resources
 from emulator.runtime.spec import ContainerExit, RuntimeBackend
 from emulator.training.artifacts import failure_reason, merge_folders
-from emulator.training.attempt import AttemptResult
+from emulator.jobs.attempt import AttemptResult
 from emulator.training.knobs import MEMORY_TAG
 from emulator.training.layout import MODEL_DIR, OUTPUT_DATA_DIR, OUTPUT_DIR, Host
 

@@ -34,22 +34,23 @@ from emulator.runtime.spec import (
     RuntimeError_,
 )
 from emulator.store import Store
-from emulator.training import attempt as at
+from emulator.jobs import attempt as at
 from emulator.training import lifecycle
 from emulator.training.artifacts import FAILURE_REASON_LIMIT, CheckpointSync, upload_model_and_output
-from emulator.training.channels import ChannelError
+from emulator.jobs.channels import ChannelError
 from emulator.training.collect import collect_outputs, failure_of
 from emulator.training.containers import HostFolders, host_spec, labels, network_name
 from emulator.training.knobs import JobKnobs
 from emulator.training.layout import Host, checkpoint_dir, plan_hosts
-from emulator.training.logs import JobLogs, stream_for
+from emulator.jobs.logs import JobLogs, stream_for
 from emulator.training.metrics import MetricCollector
-from emulator.training.pipe import PipeFeeder
+from emulator.jobs.pipe import PipeFeeder
 from emulator.training.staging import StagedInputs, stage_inputs
 
 log = logging.getLogger(__name__)
 
 KIND = "training-job"
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 SHUTDOWN_REASON = (
     "InternalServerError: The emulator stopped while the training job was running; its containers "
     "were removed. Start the job again."
@@ -134,7 +135,7 @@ class TrainingRunner:
         hosts = plan_hosts(request["ResourceConfig"])
         self._spot = bool(request.get("EnableManagedSpotTraining"))
         self._metrics = MetricCollector((request["AlgorithmSpecification"].get("MetricDefinitions")) or [])
-        self._logs = JobLogs(self.env.account_id, self.env.region, self._metrics)
+        self._logs = JobLogs(self.env.account_id, self.env.region, self._metrics, LOG_GROUP)
         self._move("Starting", lifecycle.PREPARING_INSTANCES)
         try:
             backend = self.env.backend()

@@ -31,8 +31,8 @@ from emulator.errors import (
     training_job_exists,
 )
 from emulator.gpus import GpuPolicy
-from emulator.host_paths import check_host_folder
-from emulator.quotas import check_instance_quota, count_by_type
+from emulator.host_paths import check_file_uris
+from emulator.quotas import check_jobs_quota
 from emulator.runtime.naming import home_id
 from emulator.runtime.spec import RuntimeBackend, RuntimeError_
 from emulator.training import lifecycle
@@ -85,8 +85,13 @@ class TrainingService:
 
     # -- operations -----------------------------------------------------------------------------
 
-    def create_training_job(self, request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """Record the job and start running it in the background; returns its ARN at once."""
+    def create_training_job(self, request: dict[str, Any], ctx: CallContext, *,
+                            tuning_job_arn: str | None = None) -> dict[str, Any]:
+        """Record the job and start running it in the background; returns its ARN at once.
+
+        ``tuning_job_arn``: the hyperparameter tuning job that launches this one (emulator.tuning
+        calls this method directly); DescribeTrainingJob shows it as TuningJobArn.
+        """
         validate_create_request(request)
         self._check_host_folders(request)
         self.platform.check_role(request["RoleArn"], "CreateTrainingJob", ctx,
@@ -99,6 +104,8 @@ class TrainingService:
         arn = ctx.arn("training-job", name)
         now = time.time()
         record = self._new_record(request, arn, now)
+        if tuning_job_arn:
+            record["TuningJobArn"] = tuning_job_arn
         with self._admission:  # the quota check and the insert, as one step
             self._check_quota(request)
             if not self.store.insert(KIND, name, record, now):
@@ -124,19 +131,16 @@ class TrainingService:
 
     def _check_quota(self, request: dict[str, Any]) -> None:
         """ResourceLimitExceeded when the job's instances exceed their type's quota (emulator/quotas.py)."""
-        in_use = count_by_type(pair for record in self.store.list(KIND) if not lifecycle.is_terminal(record)
-                               for pair in _instances(record.get("ResourceConfig") or {}))
-        check_instance_quota(self.platform.settings.instance_quotas, "training",
-                             count_by_type(_instances(request["ResourceConfig"])), in_use)
+        running = (_instances(r.get("ResourceConfig") or {}) for r in self.store.list(KIND) if not lifecycle.is_terminal(r))
+        check_jobs_quota(self.platform.settings.instance_quotas, "training", _instances(request["ResourceConfig"]),
+                         running)
 
     def _check_host_folders(self, request: dict[str, Any]) -> None:
         """``file://`` channels only under SMEMU_HOST_FOLDERS, never a sensitive folder (emulator/host_paths.py)."""
-        settings = self.platform.settings
-        for channel in request.get("InputDataConfig") or []:
-            uri = str(((channel.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri", ""))
-            if uri.startswith("file://"):
-                check_host_folder(uri, settings.host_folders, settings.home,
-                                  f"InputDataConfig channel '{channel['ChannelName']}' S3Uri")
+        check_file_uris(self.platform.settings, (
+            (f"InputDataConfig channel '{c['ChannelName']}' S3Uri",
+             ((c.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri", ""))
+            for c in request.get("InputDataConfig") or []))
 
     def _check_gpus(self, request: dict[str, Any]) -> None:
         """ResourceLimitExceeded now, as AWS answers, when the job's GPUs cannot be had here.

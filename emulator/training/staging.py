@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator.training.channels import DataObject, download, list_objects, local_folder, shard
+from emulator.jobs.channels import DataObject, download, list_objects, local_folder, shard
 from emulator.training.layout import Host, channel_hosts, channel_input_mode, write_config_files
 
 S3Client = Any
