@@ -33,7 +33,9 @@ from emulator.runtime.gateway_network import NETWORK_NAME
 from tests.conftest import make_client, unique_name
 from tests.integration.sample_images import TEST_LABELS
 from tests.integration.test_container_credentials import build_boto3_image
+from tests.integration.test_processing_jobs import job_request as processing_request
 from tests.integration.test_training_helpers import job_request, s3_channel
+from tests.integration.test_transform_jobs import request as transform_request
 
 pytestmark = pytest.mark.docker
 
@@ -231,6 +233,20 @@ def test_host_folders_outside_the_allowed_roots_are_refused_at_create(
         assert error["Code"] == "ValidationException" and "SMEMU_HOST_FOLDERS" in error["Message"], uri
         with pytest.raises(ClientError):
             sagemaker_client.describe_training_job(TrainingJobName=name)
+    # Processing and transform inputs go through the same check.
+    with pytest.raises(ClientError) as refused:
+        sagemaker_client.create_processing_job(**processing_request(
+            unique_name("host-folder"), "smemu-base/python:3.11", role_arn, ProcessingInputs=[{
+                "InputName": "root", "S3Input": {"S3Uri": "file:///root", "LocalPath": "/opt/ml/processing/input",
+                                                 "S3DataType": "S3Prefix", "S3InputMode": "File"}}]))
+    assert "SMEMU_HOST_FOLDERS" in refused.value.response["Error"]["Message"]
+    model = unique_name("host-folder-model")
+    sagemaker_client.create_model(ModelName=model, ExecutionRoleArn=role_arn,
+                                  PrimaryContainer={"Image": "smemu-base/python:3.11"})
+    with pytest.raises(ClientError) as refused:
+        sagemaker_client.create_transform_job(**transform_request(unique_name("host-folder"), model,
+                                                                  "file:///var/run", f"s3://{bucket}/out"))
+    assert "SMEMU_HOST_FOLDERS" in refused.value.response["Error"]["Message"]
 
 
 def test_a_hundred_thousand_instances_is_a_prompt_quota_error(sagemaker_client: Any, role_arn: str,
