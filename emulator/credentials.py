@@ -219,7 +219,7 @@ def _make_known_to_sts(issued: Issued, region: str) -> int:
     backend = sts_backends[issued.account_id][get_partition(region)]
     if backend.get_assumed_role_from_access_key(issued.access_key_id) is not None:
         return 0
-    key = AccessKey(None, prefix="ASIA", account_id=issued.account_id)
+    key = AccessKey(None, prefix="ASIA", account_id=issued.account_id)  # type: ignore[abstract]
     key.access_key_id, key.secret_access_key, key.role_arn = (issued.access_key_id, issued.secret_access_key,
                                                              issued.role_arn)
     role = AssumedRole(account_id=issued.account_id, region_name=region, access_key=key,

@@ -99,10 +99,11 @@ def _resource(service: str, document: Mapping[str, object], region: str, account
         if isinstance(repository, str) and repository:
             return f"arn:aws:ecr:{region}:{account}:repository/{repository}"
     if service == "iam":
-        for member, kind in (("RoleName", "role"), ("UserName", "user"), ("PolicyArn", None)):
-            value = document.get(member)
+        members: tuple[tuple[str, str | None], ...] = (("RoleName", "role"), ("UserName", "user"), ("PolicyArn", None))
+        for iam_member, iam_kind in members:
+            value = document.get(iam_member)
             if isinstance(value, str) and value:
-                return value if kind is None else f"arn:aws:iam::{account}:{kind}/{value}"
+                return value if iam_kind is None else f"arn:aws:iam::{account}:{iam_kind}/{value}"
     return "*"
 
 
