@@ -9,7 +9,8 @@ container it starts with a network. What is served there is not the edge as the 
    networks: the shared subnet 169.254.170.0/24 and the job networks of its multi-host jobs;
    never from the host itself, another bridge, or a neighbour on the link with a route to the
    address (Linux accepts packets for a local address on any interface, so the address alone
-   proves nothing).
+   proves nothing). A foreign peer's connection is answered with a 403 and closed as soon as
+   it is accepted, before anything is read from it.
 2. **The credentials endpoint** (``GET /_smemu/credentials``): needs a container token that
    this emulator signed.
 3. **AWS API calls**, only when signed (SigV4, header or presigned query) with credentials
@@ -164,12 +165,11 @@ class ContainerGateway:
 
     def start(self) -> ContainerGateway:
         """Make sure the shared network (and so the address) exists, and serve in a background thread."""
-        from cheroot import wsgi
-
         self.ensure_network()
-        self._server = wsgi.Server((self.host_ip, self.port), self.app, numthreads=self.threads,
-                                   server_name="smemu-containers", request_queue_size=64, timeout=75,
-                                   shutdown_timeout=5)
+        peer_allowed = getattr(self.app, "peer_allowed", None)
+        self._server = _peer_checked_server(peer_allowed)(
+            (self.host_ip, self.port), self.app, numthreads=self.threads, server_name="smemu-containers",
+            request_queue_size=64, timeout=75, shutdown_timeout=5)
         self._server.max_request_body_size = self.max_body_bytes
         try:
             self._server.prepare()
@@ -190,6 +190,42 @@ class ContainerGateway:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+
+_REFUSED_AT_ACCEPT = aws_errors.render(
+    aws_errors.REST_XML, 403, "AccessDenied",
+    "The container gateway answers only containers on the emulator's networks; this peer is not one.")
+
+
+def _peer_checked_server(peer_allowed: Callable[[str], bool] | None) -> Any:
+    """A cheroot server class that answers a foreign peer's connection at once, before reading from it.
+
+    Refusing at accept (a short 403 written into a fresh socket, then close) keeps a container
+    of another network from holding the gateway's threads with slow requests.
+    """
+    from cheroot import wsgi
+
+    if peer_allowed is None:
+        return wsgi.Server
+    status, headers, body = _REFUSED_AT_ACCEPT
+    answer = (f"HTTP/1.1 {status} Forbidden\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+              + "Connection: close\r\n\r\n").encode() + body
+
+    class PeerCheckedServer(wsgi.Server):  # type: ignore[misc]
+        def process_conn(self, conn: Any) -> None:
+            if peer_allowed(str(conn.remote_addr or "")):
+                super().process_conn(conn)
+                return
+            log.info("container gateway refused a connection from %s", conn.remote_addr)
+            try:
+                conn.socket.settimeout(0.2)
+                conn.socket.sendall(answer)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    return PeerCheckedServer
 
 
 @functools.lru_cache(maxsize=4096)

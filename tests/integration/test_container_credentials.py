@@ -106,7 +106,7 @@ def test_boto3_in_a_container_lists_the_bucket_with_the_roles_credentials(
     # The same container on another bridge is not on the gateway's network: refused, even with a token.
     code, output = run_probe(docker_client, boto3_image, environment, network="bridge")
     assert code != 0 and '"method"' not in output
-    assert "answers only containers on the emulator's networks (169.254.170.0/24" in output
+    assert "answers only containers on the emulator's networks" in output
 
     # Network isolation: no network, so no credentials either (as on SageMaker).
     code, output = run_probe(docker_client, boto3_image, environment, network_mode="none")

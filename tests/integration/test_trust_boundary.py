@@ -55,7 +55,8 @@ def call(label, service, method, creds, **kwargs):
         getattr(client, method)(**kwargs)
         found[label] = [200, "OK"]
     except client.exceptions.ClientError as exc:
-        found[label] = [exc.response["ResponseMetadata"]["HTTPStatusCode"], exc.response["Error"]["Code"]]
+        found[label] = [exc.response["ResponseMetadata"]["HTTPStatusCode"],
+                        exc.response.get("Error", {}).get("Code", "Unknown")]
     except Exception as exc:
         found[label] = [0, type(exc).__name__]
 made_up = ("AKIAMADEUPKEY0000000", "made-up-secret", None)
@@ -129,8 +130,9 @@ def test_a_plain_container_on_the_default_bridge_gets_nothing(
                           "moto-reset"}
     for label, (status, code) in found.items():
         assert status == 403, (label, status, code)
-    assert "answers only containers on the emulator's network" in found["moto-reset"][1]
-    assert found["sagemaker/made-up"][1] == "AccessDeniedException"
+    # Refused at accept, before a byte of the request is read (S3's shape: the one body every client shows).
+    assert "answers only containers on the emulator's networks" in found["moto-reset"][1]
+    assert found["s3/made-up"][1] == "AccessDenied"
     assert _role_exists(endpoint_url, witness_role)
 
 
@@ -175,7 +177,7 @@ def test_a_neighbour_routed_to_the_gateway_address_is_refused(gateway_url: str) 
         subprocess.run(["ip", "link", "del", host_end], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
     assert done.stdout.startswith("403 "), (done.stdout, done.stderr)
-    assert f"10.251.{octet}.2 is not one" in done.stdout
+    assert "answers only containers on the emulator's networks" in done.stdout
 
 
 def _raw(endpoint_url: str, method: str, path: str, headers: dict[str, str], body: bytes = b"",
