@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,19 +33,11 @@ def _bare(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [b"ok"]
 
 
-def _environ(request: Any, peer: str = "169.254.170.7") -> dict[str, Any]:
-    prepared = request.prepare()
-    parts = urlsplit(prepared.url)
-    body = prepared.body or b""
-    body = body if isinstance(body, bytes) else body.encode()
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": prepared.method, "PATH_INFO": parts.path, "QUERY_STRING": parts.query,
-        "REQUEST_URI": parts.path + (f"?{parts.query}" if parts.query else ""), "REMOTE_ADDR": peer,
-        "CONTENT_LENGTH": str(len(body)), "HTTP_HOST": parts.netloc, "smemu.body": body,
-    }
-    for name, value in prepared.headers.items():
-        key = name.upper().replace("-", "_")
-        environ["CONTENT_TYPE" if key == "CONTENT_TYPE" else f"HTTP_{key}"] = value
+def _environ(request: Any) -> dict[str, Any]:
+    from tests.signed_wsgi import environ_of
+
+    environ = environ_of(request)
+    environ["smemu.body"] = environ["wsgi.input"].getvalue()
     return environ
 
 

@@ -2,7 +2,7 @@
 
 Routing, in order (DESIGN.md decision 1):
 
-1. ``/moto-api/...``                                   -> moto (its reset and static APIs)
+1. ``/moto-api/...``                                   -> moto (only with SMEMU_MOTO_API=1; http_policy.py)
 2. SigV4 scope ``sagemaker`` (or unsigned) and ``X-Amz-Target: SageMaker.<Op>``
                                                        -> the control plane (Flask)
 3. scope ``sagemaker`` and a path under ``/endpoints/`` -> the runtime (Flask)

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -24,6 +23,7 @@ from moto import mock_aws
 from emulator.container_gateway import GatewayAuth
 from emulator.credential_store import CredentialStore, Issued
 from emulator.credentials import CredentialBroker
+from tests.signed_wsgi import environ_of
 
 ACCOUNT = "123456789012"
 URL = "http://169.254.170.2:4570"
@@ -61,19 +61,7 @@ class Recorder:
 
 
 def _environ(request: AWSRequest, peer: str = CONTAINER) -> dict[str, Any]:
-    prepared = request.prepare()
-    parts = urlsplit(prepared.url)
-    body = prepared.body or b""
-    body = body if isinstance(body, bytes) else body.encode()
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": prepared.method, "PATH_INFO": parts.path, "QUERY_STRING": parts.query,
-        "REQUEST_URI": parts.path + (f"?{parts.query}" if parts.query else ""), "REMOTE_ADDR": peer,
-        "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)), "HTTP_HOST": parts.netloc,
-    }
-    for name, value in prepared.headers.items():
-        key = name.upper().replace("-", "_")
-        environ["CONTENT_TYPE" if key == "CONTENT_TYPE" else f"HTTP_{key}"] = value
-    return environ
+    return environ_of(request, peer)
 
 
 def _call(gateway: GatewayAuth, environ: dict[str, Any]) -> tuple[int, bytes]:
