@@ -20,6 +20,7 @@ from emulator.errors import ValidationException, job_name_in_use, resource_not_f
 from emulator.host_paths import check_file_uris
 from emulator.jobs import records as rec
 from emulator.jobs.attempt import SIGNAL_SHUTDOWN, SIGNAL_STOP
+from emulator.processing.inputs import WORK_FOLDER
 from emulator.processing.layout import KIND
 from emulator.processing.runner import SHUTDOWN_REASON, ProcessingEnv, ProcessingRunner
 from emulator.processing.validation import validate_create_request
@@ -39,7 +40,7 @@ class ProcessingService:
         self.platform = platform
         self.backend = backend
         self.records = rec.JobRecords(platform.store, KIND, "ProcessingJobStatus")
-        self.work_root = platform.settings.work_dir / "processing"
+        self.work_root = platform.settings.work_dir / WORK_FOLDER
         self.stop_grace_seconds = platform.settings.training_stop_grace_seconds
         """SIGTERM grace of StopProcessingJob and MaxRuntimeInSeconds (SageMaker gives 120 s)."""
         self._runners: dict[str, ProcessingRunner] = {}
