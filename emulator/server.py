@@ -38,6 +38,9 @@ def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, Aw
     snapshot = AwsStateSnapshot(settings.state_dir / "aws-state.pickle")
     snapshot.restore()
     platform = build_platform(settings)
+    from emulator.observe.events import log_lifecycle
+
+    platform.store.subscribe(log_lifecycle)
     operations = load_service_model("sagemaker").operation_names
     control = ControlPlane(platform.services, operations)
     app = EdgeApplication(
@@ -69,6 +72,15 @@ def with_policy(app: Any, settings: Settings) -> Any:
     return EdgePolicy(app, settings)
 
 
+def with_dashboard(app: Any, platform: Platform) -> Any:
+    """The app behind the dashboard and its read-only API (``/_smemu/``): for the edge port only,
+    never for the container gateway."""
+    from emulator.observe.dashboard import DashboardMiddleware
+    from emulator.observe.views import Observer
+
+    return DashboardMiddleware(app, Observer(platform.store, platform.settings, platform.views), platform.settings)
+
+
 class EmulatorServer:
     """The emulator on one port, startable in the foreground or in a background thread."""
 
@@ -76,10 +88,11 @@ class EmulatorServer:
         self.settings = settings
         self.app, self.platform, self.snapshot = build_application(settings)
         self.wsgi_app = with_own_routes(self.app, self.platform)
+        self.edge_app = with_dashboard(self.wsgi_app, self.platform)
         self._gateway: Any = None
         self._server = wsgi.Server(
             (settings.host, settings.port),
-            with_policy(self.wsgi_app, settings),
+            with_policy(self.edge_app, settings),
             numthreads=settings.threads,
             server_name="smemu",
             request_queue_size=128,
@@ -123,13 +136,25 @@ class EmulatorServer:
             auth = GatewayAuth(with_policy(self.wsgi_app, settings), self.platform.credentials,
                                iam_enforce=lambda: bool(self.platform.settings.iam_enforce),
                                max_body_bytes=settings.max_request_bytes,
-                               subnets=lambda: backend.container_subnets(home))
+                               subnets=lambda: [*backend.container_subnets(home), *self._cluster_subnets(home)])
             self._gateway = ContainerGateway(auth, self.port, backend.ensure_gateway_network,
                                              max_body_bytes=MAX_BODY_BYTES,
                                              watch_network=backend.watch_gateway_network).start()
             self.platform.gateway_url = self._gateway.url
         except Exception as exc:  # no engine, or not on the Docker host: the emulator still serves
             log.warning("containers will not reach the emulator: %s", exc)
+
+    def _cluster_subnets(self, home: str) -> list[str]:
+        """With SMEMU_RUNTIME=kubernetes, where the cluster's pods reach the gateway from (none otherwise)."""
+        if self.settings.runtime != "kubernetes":
+            return []
+        from emulator.runtime.factory import backend_for
+
+        try:
+            return list(backend_for(self.settings).container_subnets(home))  # type: ignore[attr-defined]
+        except Exception as exc:  # no cluster now: its pods cannot be calling either
+            log.debug("no pod addresses for the gateway: %s", exc)
+            return []
 
     def serve_forever(self) -> None:
         """Serve in the foreground until interrupted (SIGINT/SIGTERM handled by the caller)."""

@@ -22,7 +22,6 @@ every file the emulator leaves belongs to the emulator's own user, and removing 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import math
 import os
@@ -30,7 +29,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,8 +42,6 @@ import docker.utils
 import requests.exceptions
 from docker.types import DeviceRequest, Mount
 
-from emulator.archives import extract_member
-from emulator.runtime.archive_io import ChunkReader, parse_docker_time, tar_of_folder
 from emulator.runtime.gateway_network import GatewayNetwork, GatewayNetworkError
 from emulator.runtime.naming import HOME_LABEL, default_home, scoped_name, with_home
 from emulator.runtime.paths import host_path_mapper
@@ -60,6 +56,7 @@ from emulator.runtime.spec import (
     RuntimeError_,
     StagedFolder,
 )
+from emulator.runtime.tarballs import extract_folder, tar_of_folder
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +78,14 @@ def _translated(action: str) -> Iterator[None]:
         raise EngineUnavailable(f"{action}: cannot reach the Docker engine ({exc})") from exc
     except docker.errors.DockerException as exc:
         raise EngineUnavailable(f"{action}: {exc}") from exc
+
+
+def _parse_docker_time(text: str) -> float:
+    """Epoch seconds of a Docker RFC 3339 timestamp with nanoseconds (``...:02.334403364Z``)."""
+    text = text.rstrip("Z")
+    whole, _, fraction = text.partition(".")
+    stamp = dt.datetime.fromisoformat(whole).replace(tzinfo=dt.timezone.utc).timestamp()
+    return stamp + (float(f"0.{fraction}") if fraction else 0.0)
 
 
 class DockerBackend:
@@ -372,7 +377,7 @@ class DockerBackend:
                 for piece in text.splitlines(keepends=True):
                     stamp_text, _, message = piece.partition(" ")
                     try:
-                        stamp = parse_docker_time(stamp_text)
+                        stamp = _parse_docker_time(stamp_text)
                     except ValueError:  # a frame that continues a line without a timestamp
                         stamp, message = dt.datetime.now(dt.timezone.utc).timestamp(), piece
                     if not message.endswith("\n"):
@@ -421,19 +426,8 @@ class DockerBackend:
                 chunks, _stat = self.client.api.get_archive(container_id, path)
         except ContainerNotFound:
             return False
-        dest.mkdir(parents=True, exist_ok=True)
-        top = PurePosixPath(path).name
-        stream = io.BufferedReader(ChunkReader(chunks), 1 << 20)
-        with _translated(f"copying {path} out of container {container_id[:12]}"), \
-                tarfile.open(fileobj=stream, mode="r|") as archive:
-            for member in archive:
-                parts = PurePosixPath(member.name).parts
-                if not parts or parts[0] != top or len(parts) == 1:
-                    continue
-                member.name = PurePosixPath(*parts[1:]).as_posix()
-                if member.issym() or member.islnk() or member.isdev():
-                    continue  # links and devices never leave the container
-                extract_member(archive, member, dest)
+        with _translated(f"copying {path} out of container {container_id[:12]}"):
+            extract_folder(chunks, PurePosixPath(path).name, dest)
         return True
 
     def remove_labelled(self, labels: dict[str, str]) -> int:
