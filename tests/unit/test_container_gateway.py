@@ -147,3 +147,26 @@ def test_issued_credentials_survive_a_restart_and_expire(tmp_path: Path, broker:
     gateway = GatewayAuth(Recorder(), CredentialBroker(tmp_path / "state" / "k2", ACCOUNT, "us-east-1", store))
     status, body = _call(gateway, _environ(_signed(Credentials("ASIAEXPIRED000000000", "s", "t"))))
     assert status == 403 and json.loads(body)["__type"] == "ExpiredTokenException"
+
+
+def test_kubernetes_pods_are_admitted_by_their_pod_network_or_their_own_addresses() -> None:
+    from types import SimpleNamespace
+
+    from emulator.runtime.kubernetes_backend import KubernetesBackend
+
+    listed: list[str] = []
+
+    class Core:
+        def list_namespaced_pod(self, namespace: str, label_selector: str) -> Any:
+            listed.append(label_selector)
+            return SimpleNamespace(items=[SimpleNamespace(status=SimpleNamespace(pod_ip="10.88.0.7")),
+                                          SimpleNamespace(status=SimpleNamespace(pod_ip=None))])
+
+    backend = KubernetesBackend.__new__(KubernetesBackend)
+    backend.core, backend.namespace, backend._pod_addresses = Core(), "smemu", {}
+    backend._nodes = [SimpleNamespace(spec=SimpleNamespace(pod_cidrs=None, pod_cidr=None))]
+    assert backend.container_subnets("abc") == ["10.88.0.7/32"]
+    assert backend.container_subnets("abc") == ["10.88.0.7/32"] and len(listed) == 1  # looked up once
+    assert "abc" in listed[0]
+    backend._nodes = [SimpleNamespace(spec=SimpleNamespace(pod_cidrs=["10.88.0.0/16"], pod_cidr="10.88.0.0/16"))]
+    assert backend.container_subnets("abc") == ["10.88.0.0/16"]
