@@ -18,11 +18,14 @@ import logging
 import re
 import tempfile
 from collections import deque
+from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import httptools
 
-from emulator.edge.limits import S3_MAX_OBJECT_BYTES, edge_error, s3_entity_too_large
+from emulator.edge.limits import edge_error
+from emulator.gateway.http_policy import INVOKE_MAX_BODY, S3_MAX_BODY, Refusal, refusal, render
 
 if TYPE_CHECKING:
     from emulator.edge.front import Front
@@ -39,6 +42,34 @@ _SCOPE_END = b"/aws4_request"
 _QUERY_SCOPE = re.compile(rb"X-Amz-Credential=[^&]*?(?:%2F|/)\d{8}(?:%2F|/)[^&%/]+(?:%2F|/)([^&%/]+)", re.IGNORECASE)
 
 
+class TextHeaders(Mapping[str, str]):
+    """A request's headers as text (lower-cased names), decoded only when the policy asks for one."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: dict[bytes, bytes]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, key: str) -> str:
+        return self._raw[key.lower().encode("latin-1")].decode("latin-1")
+
+    def __iter__(self) -> Iterator[str]:
+        return (name.decode("latin-1") for name in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+def rendered(refused: Refusal) -> bytes:
+    """The edge policy's refusal as a complete response (it closes the connection)."""
+    status, headers, body = render(refused)
+    lines = [f"HTTP/1.1 {status}\r\n".encode()]
+    lines.extend(f"{name}: {value}\r\n".encode("latin-1", "replace") for name, value in headers)
+    if not any(name.lower() == "content-length" for name, _ in headers):
+        lines.append(f"Content-Length: {len(body)}\r\n".encode())
+    return b"".join(lines) + b"\r\n" + body
+
+
 class HeadTooLarge(Exception):
     """The request line and headers passed the limit (raised inside the parser's callbacks)."""
 
@@ -47,13 +78,15 @@ class Request:
     """One parsed request: method, target, headers (raw and by lower-cased name), body."""
 
     __slots__ = (
-        "chunks", "head_size", "headers", "keep_alive", "limit", "method", "raw_headers", "region",
+        "chunks", "head_size", "headers", "keep_alive", "limit", "method", "path", "raw_headers", "region",
         "repeated", "service", "size", "spool", "url", "version",
     )
 
     def __init__(self) -> None:
         self.method = b""
         self.url = b""
+        self.path = ""
+        """The URL's path, percent-decoded (what WSGI calls PATH_INFO)."""
         self.version = "1.1"
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.headers: dict[bytes, bytes] = {}
@@ -232,11 +265,14 @@ class ClientConnection(asyncio.Protocol):
             found = _QUERY_SCOPE.search(request.url)
             service = found.group(1).lower() if found is not None else b""
         request.service = service
-        request.limit = S3_MAX_OBJECT_BYTES if service == b"s3" else self.limits.max_request_bytes
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > request.limit:
-            self._too_large(request, int(length))
+        request.path = unquote(request.url.split(b"?", 1)[0].decode("latin-1"))
+        refused = refusal(self.front.settings, request.method.decode("latin-1"), request.path, TextHeaders(headers))
+        if refused is not None:  # Host, Origin, /moto-api, Content-Length: before a byte of the body
+            self._refuse(rendered(refused), request)
             return
+        # A body without Content-Length is held to the same sizes as it arrives.
+        maybe_s3 = service == b"s3" or (not service and b"x-amz-target" not in headers)
+        request.limit = S3_MAX_BODY if maybe_s3 else max(self.limits.max_request_bytes, INVOKE_MAX_BODY)
         if headers.get(b"expect", b"").lower() == b"100-continue" and request.version == "1.1":
             assert self.transport is not None
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -283,14 +319,13 @@ class ClientConnection(asyncio.Protocol):
     # -- limits ------------------------------------------------------------------------------
 
     def _too_large(self, request: Request, size: int) -> None:
-        """Refuse (and close): ``size`` passes the body limit of this kind of request."""
-        if request.service == b"s3":
-            self._refuse(s3_entity_too_large(size), request)
+        """Refuse (and close) a body that grew past its size, with the policy's answer for that size."""
+        headers = TextHeaders({**request.headers, b"content-length": str(size).encode()})
+        refused = refusal(self.front.settings, request.method.decode("latin-1"), request.path, headers)
+        if refused is not None:
+            self._refuse(rendered(refused), request)
             return
-        message = (
-            f"The request body ({size} bytes or more) exceeds the emulator's limit of {request.limit} bytes "
-            "(SMEMU_MAX_REQUEST_BYTES)."
-        )
+        message = f"The request body ({size} bytes or more) is larger than this emulator reads."
         self._refuse(edge_error(413, "RequestEntityTooLarge", message), request)
 
     def _refuse(self, response: bytes, request: Request | None) -> None:

@@ -6,8 +6,9 @@ oversized client costs a little memory in one event loop and never a worker thre
 * the request line and headers together at most ``max_header_bytes`` (431);
 * the whole head within ``header_timeout`` seconds of its first byte, and no pause longer
   than ``body_timeout`` seconds while a body arrives (408, then the connection closes);
-* a body at most ``max_request_bytes``, or 5 GiB for S3 (AWS's limit of one PUT or one part;
-  S3's own ``EntityTooLarge``), refused as soon as Content-Length says so;
+* the edge's request policy (``emulator/gateway/http_policy.py``: Host, Origin, ``/moto-api``
+  and body sizes) applied as soon as the head is complete, so an oversized body is refused
+  before it is sent, and a body without Content-Length is held to the same sizes as it arrives;
 * an idle keep-alive connection closes after ``keepalive_timeout`` seconds.
 """
 
@@ -17,9 +18,6 @@ import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
-
-S3_MAX_OBJECT_BYTES = 5 * 1024**3
-"""The most one S3 PUT (or one part of a multipart upload) may carry on AWS."""
 
 
 @dataclass(frozen=True)
@@ -61,21 +59,5 @@ def edge_error(status: int, code: str, message: str) -> bytes:
         b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nx-amzn-ErrorType: %s\r\n"
         b"x-amzn-RequestId: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
         % (status, _REASONS.get(status, b"Error"), code.encode(), str(uuid.uuid4()).encode(), len(body))
-    )
-    return head + body
-
-
-def s3_entity_too_large(size: int) -> bytes:
-    """S3's answer to a body over 5 GiB (400 EntityTooLarge, XML), closing the connection."""
-    request_id = uuid.uuid4().hex[:16].upper()
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>EntityTooLarge</Code>'
-        "<Message>Your proposed upload exceeds the maximum allowed size</Message>"
-        f"<ProposedSize>{size}</ProposedSize><MaxSizeAllowed>{S3_MAX_OBJECT_BYTES}</MaxSizeAllowed>"
-        f"<RequestId>{request_id}</RequestId></Error>"
-    ).encode()
-    head = (
-        b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nx-amz-request-id: %s\r\n"
-        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (request_id.encode(), len(body))
     )
     return head + body

@@ -8,7 +8,6 @@ endpoints (and only its own) without any record of container ids.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import secrets
@@ -24,6 +23,7 @@ from emulator.hosting.addresses import Reachability
 from emulator.hosting.multi_model import MODELS_PATH, instance_models_dir
 from emulator.hosting.plan import ContainerPlan, VariantPlan
 from emulator.hosting.validation import SINGLE
+from emulator.runtime.naming import home_id
 from emulator.runtime.spec import ContainerSpec, RuntimeError_, StagedFolder
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ container is InService within a few ms of its readiness, a slow one costs little
 
 def home_label(home: Path) -> str:
     """A short id of the emulator home, so two emulators on one engine never adopt each other's containers."""
-    return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+    return home_id(home)
 
 
 def new_instance_id() -> str:

@@ -54,7 +54,7 @@ def test_the_edge_has_a_front_per_cpu_and_its_transport_limits_are_settings() ->
 
     defaults = load_settings({})
     assert defaults.edge_workers == max(1, min(os.cpu_count() or 1, 8))
-    assert (defaults.max_header_bytes, defaults.max_request_bytes) == (65536, 32 * 1024 * 1024)
+    assert (defaults.max_header_bytes, defaults.max_request_bytes) == (65536, 16 * 1024 * 1024)
     tuned = load_settings({
         "SMEMU_EDGE_WORKERS": "0", "SMEMU_MAX_HEADER_BYTES": "8192", "SMEMU_MAX_REQUEST_BYTES": "1000",
         "SMEMU_REQUEST_HEADER_TIMEOUT_SECONDS": "2.5", "SMEMU_REQUEST_BODY_TIMEOUT_SECONDS": "4",

@@ -194,7 +194,6 @@ def test_keep_alive_requests_reuse_the_container_connection(harness: Harness) ->
         ("inference id breaks its pattern", {"headers": {"X-Amzn-SageMaker-Inference-Id": "a\tb"}}),
         ("a header the fast path does not serve", {"headers": {"X-Amzn-SageMaker-Session-Id": "NEW_SESSION"}}),
         ("empty body", {"body": b""}),
-        ("oversize body", {"body": b"x" * (6 * 1024 * 1024 + 1)}),
         ("streaming operation", {"path": "/endpoints/ep/invocations-response-stream"}),
         ("asynchronous operation", {"path": "/endpoints/ep/async-invocations"}),
         ("escaped name", {"path": "/endpoints/e%70/invocations"}),
@@ -325,34 +324,55 @@ def test_a_head_that_never_ends_is_cut_at_the_limit(tmp_path: Path) -> None:
 
 def test_declared_bodies_over_the_limit_are_refused_before_they_are_read(tmp_path: Path) -> None:
     made = Harness(tmp_path, max_request_bytes=1000)
-    made.conn.data_received(b"PUT /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n")
-    status, _headers, body = made.client_response()
-    assert status == 413 and "SMEMU_MAX_REQUEST_BYTES" in json.loads(body)["message"] and made.client.closed
+    made.conn.data_received(b"POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: SageMaker.ListModels\r\n"
+                            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % (7 * 1024 * 1024))
+    status, headers, body = made.client_response()  # the edge policy's answer, no 100 Continue first
+    assert (status, headers["x-amzn-errortype"]) == (413, "RequestEntityTooLargeException")
+    assert "SMEMU_MAX_REQUEST_BYTES" in json.loads(body)["message"] and made.client.closed
+
+
+def test_an_oversize_invocation_is_refused_before_it_is_read(harness: Harness) -> None:
+    harness.conn.data_received(b"POST /endpoints/ep/invocations HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
+                               + AUTH + b"\r\nContent-Length: %d\r\n\r\n" % (6 * 1024 * 1024 + 1))
+    status, headers, body = harness.client_response()
+    assert (status, headers["x-amzn-errortype"]) == (400, "ValidationError") and "oversize" in body.decode()
+    assert harness.forwarded == [] and harness.client.closed
+
+
+def test_a_foreign_host_is_refused_by_the_edge_policy(harness: Harness) -> None:
+    harness.conn.data_received(b"POST /endpoints/ep/invocations HTTP/1.1\r\nHost: evil.example\r\nAuthorization: "
+                               + AUTH + b"\r\nContent-Length: 2\r\n\r\n{}")
+    status, _headers, body = harness.client_response()
+    assert status == 403 and b"DNS rebinding" in body
+    assert harness.forwarded == [] and all(not t.written for _u, t in harness.upstreams.values())
 
 
 def test_chunked_bodies_over_the_limit_are_refused_as_they_pass_it(tmp_path: Path) -> None:
     made = Harness(tmp_path, max_request_bytes=1000)
-    made.conn.data_received(b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
-    made.conn.data_received(b"258\r\n" + b"x" * 600 + b"\r\n")
+    made.conn.data_received(b"POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: SageMaker.ListModels\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n")
+    made.conn.data_received(b"1000\r\n" + b"x" * 4096 + b"\r\n")
     assert made.client.take() == b""
-    made.conn.data_received(b"258\r\n" + b"x" * 600 + b"\r\n")
-    assert made.client_response()[0] == 413 and made.client.closed
+    for _ in range(7):  # past 6 MiB: the policy's limit for a body of that size
+        made.conn.data_received(b"100000\r\n" + b"x" * (1024 * 1024) + b"\r\n")
+    status, headers, _body = made.client_response()
+    assert (status, headers["x-amzn-errortype"]) == (413, "RequestEntityTooLargeException") and made.client.closed
 
 
 def test_s3_bodies_have_s3s_five_gib_limit_and_error(tmp_path: Path) -> None:
     made = Harness(tmp_path, max_request_bytes=1000)
     s3_auth = AUTH.replace(b"/sagemaker/", b"/s3/")
-    made.conn.data_received(b"PUT /bucket/key HTTP/1.1\r\nHost: h\r\nAuthorization: " + s3_auth
+    made.conn.data_received(b"PUT /bucket/key HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + s3_auth
                             + b"\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000)
     assert len(made.forwarded) == 1 and made.forwarded[0][0].size == 5000  # S3 is not held to the general limit
-    made.conn.data_received(b"PUT /bucket/key HTTP/1.1\r\nHost: h\r\nAuthorization: " + s3_auth
+    made.conn.data_received(b"PUT /bucket/key HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + s3_auth
                             + b"\r\nContent-Length: " + str(5 * 1024**3 + 1).encode() + b"\r\n\r\n")
     status, _headers, body = made.client_response()
     assert status == 400 and b"<Code>EntityTooLarge</Code>" in body and b"<MaxSizeAllowed>5368709120<" in body
 
 
 def test_expect_100_continue_is_answered_by_the_front(harness: Harness) -> None:
-    harness.conn.data_received(b"PUT /bucket/key HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+    harness.conn.data_received(b"PUT /bucket/key HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
     assert harness.client.take() == b"HTTP/1.1 100 Continue\r\n\r\n"
     harness.conn.data_received(b"abc")
     assert harness.forwarded[0][0].size == 3 and harness.forwarded[0][0].chunks == [b"abc"]
@@ -360,7 +380,7 @@ def test_expect_100_continue_is_answered_by_the_front(harness: Harness) -> None:
 
 def test_large_bodies_are_spooled_to_a_file(harness: Harness, tmp_path: Path) -> None:
     body = b"y" * (3 * 1024 * 1024)
-    harness.conn.data_received(b"PUT /b/k HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(body))
+    harness.conn.data_received(b"PUT /b/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n" % len(body))
     for start in range(0, len(body), 65536):
         harness.conn.data_received(body[start : start + 65536])
     ((request, spooled),) = harness.forwarded
@@ -370,8 +390,8 @@ def test_large_bodies_are_spooled_to_a_file(harness: Harness, tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("stage", "data", "setting"),
     [
-        ("head", b"GET / HTTP/1.1\r\nHost: h\r\n", "SMEMU_REQUEST_HEADER_TIMEOUT_SECONDS"),
-        ("body", b"PUT /b/k HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc", "SMEMU_REQUEST_BODY_TIMEOUT_SECONDS"),
+        ("head", b"GET / HTTP/1.1\r\nHost: localhost\r\n", "SMEMU_REQUEST_HEADER_TIMEOUT_SECONDS"),
+        ("body", b"PUT /b/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc", "SMEMU_REQUEST_BODY_TIMEOUT_SECONDS"),
     ],
 )
 def test_slow_clients_get_408_and_are_disconnected(tmp_path: Path, stage: str, data: bytes, setting: str) -> None:
@@ -403,7 +423,7 @@ def test_malformed_requests_get_400(harness: Harness) -> None:
 
 
 def test_pipelined_requests_are_answered_in_order(harness: Harness) -> None:
-    one = (b"POST /endpoints/ep/invocations HTTP/1.1\r\nHost: h\r\nAuthorization: " + AUTH
+    one = (b"POST /endpoints/ep/invocations HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + AUTH
            + b"\r\nContent-Length: 1\r\n\r\n")
     harness.conn.data_received(one + b"1" + one + b"2")
     port, first = harness.container_request()
