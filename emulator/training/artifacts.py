@@ -22,7 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 
 from emulator.s3 import S3Location
 
@@ -73,7 +75,10 @@ def _upload(path: Path, target: S3Location, s3: S3Client) -> None:
     """One PutObject for a file under the multipart threshold (s3transfer would start a pool of
     threads for it), s3transfer's parallel multipart upload above it."""
     if path.stat().st_size < _TRANSFER.multipart_threshold:
-        s3.put_object(Bucket=target.bucket, Key=target.key, Body=path.read_bytes())
+        try:
+            s3.put_object(Bucket=target.bucket, Key=target.key, Body=path.read_bytes())
+        except ClientError as exc:  # worded as s3transfer words it: the failure names the bucket
+            raise S3UploadFailedError(f"Failed to upload {path} to {target.bucket}/{target.key}: {exc}") from exc
         return
     s3.upload_file(str(path), target.bucket, target.key, Config=_TRANSFER)
 
