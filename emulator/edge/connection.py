@@ -53,6 +53,13 @@ class TextHeaders(Mapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._raw[key.lower().encode("latin-1")].decode("latin-1")
 
+    def get(self, key: str, default: Any = None) -> Any:  # the policy's only call: no exception per miss
+        value = self._raw.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower().encode("latin-1") in self._raw
+
     def __iter__(self) -> Iterator[str]:
         return (name.decode("latin-1") for name in self._raw)
 
