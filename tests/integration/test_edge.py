@@ -113,7 +113,7 @@ def test_bodies_over_the_limit_are_refused_before_they_are_sent(own_emulator: Em
     conn.putheader("X-Amz-Target", "SageMaker.ListEndpoints")
     conn.endheaders()
     response = conn.getresponse()  # answered without the 50 MB being sent
-    assert response.status == 413 and response.getheader("x-amzn-ErrorType") == "RequestEntityTooLarge"
+    assert response.status == 413 and response.getheader("x-amzn-ErrorType") == "RequestEntityTooLargeException"
     assert "SMEMU_MAX_REQUEST_BYTES" in json.loads(response.read())["message"]
     conn.close()
     # S3 keeps AWS's own limit of 5 GiB per PUT, and its own error.
