@@ -103,6 +103,8 @@ class TrainingRunner:
         self._billable = 0.0
         self._spot = False
         self._released = False
+        self._removed = False
+        """Every container of the job is gone (set once removal succeeded; an attempt's restart clears it)."""
         self._platform_env: dict[str, str] | None = None
         self._logs: JobLogs | None = None
         self._metrics = MetricCollector([])
@@ -227,6 +229,7 @@ class TrainingRunner:
         for kind in (at.SIGNAL_STOP, at.SIGNAL_SHUTDOWN):  # ...but a stop is never dropped
             if self._flags[kind].is_set():
                 self._control.put((kind, None))
+        self._removed = False  # this attempt's containers are about to exist
         multi_host = len(hosts) > 1
         if multi_host:
             backend.create_network(network_name(self.name), self._labels,
@@ -323,13 +326,20 @@ class TrainingRunner:
             final = "Stopped"  # a StopTrainingJob that raced with the containers' end wins
         if final != "Stopped":
             self._move("Uploading")
+        remover: threading.Thread | None = None
         try:
             scratch = self.work / "collect"
             model, data = collect_outputs(backend, hosts, result, scratch)
+            # The files are out: the containers go while the artifacts go up (_release joins it).
+            remover = threading.Thread(target=self._remove_containers, name=f"smemu-remove-{self.name}", daemon=True)
+            remover.start()
             artifacts = upload_model_and_output(request, model, data, scratch, self.env.s3_client())
         except Exception as exc:
             log.exception("uploading artifacts of %s failed", self.name)
             return self._finish("Failed", reason=f"ClientError: Uploading the model artifacts failed: {exc}")
+        finally:
+            if remover is not None:
+                remover.join()
         self._finish(final, upload=artifacts)
 
     def _ended_early(self) -> bool:
@@ -416,13 +426,16 @@ class TrainingRunner:
             self.env.backend().remove_labelled(self._labels)
         except RuntimeError_ as exc:
             log.warning("removing the containers of %s failed: %s", self.name, exc)
+        else:
+            self._removed = True
 
     def _release(self) -> None:
         """Remove everything the job made (idempotent); log readers end with their containers."""
         if self._released:
             return
         self._released = True
-        self._remove_containers()
+        if not self._removed:
+            self._remove_containers()
         if self._logs is not None:
             try:
                 self._logs.close()
