@@ -73,13 +73,20 @@ def run_job(sm: Any, name: str, image: str, bucket: str, role: str, **members: A
         time.sleep(0.05)
 
 
-def bare_container(client: docker.DockerClient, image: str) -> float:
+def bare_container(client: docker.DockerClient, image: str, network: str | None = None) -> float:
     started = time.perf_counter()
-    container = client.containers.create(image, entrypoint=["true"], labels={"smemu.kind": "bench"})
+    container = client.containers.create(image, entrypoint=["true"], labels={"smemu.kind": "bench"},
+                                         network=network)
     container.start()
     container.wait()
     container.remove(v=True)
     return time.perf_counter() - started
+
+
+def gateway_network(client: docker.DockerClient) -> str | None:
+    """The shared network the emulator puts single-host containers on (the container gateway's)."""
+    names = sorted(n.name for n in client.networks.list() if n.name.startswith("smemu-containers"))
+    return names[0] if names else None
 
 
 def phase_seconds(job: dict[str, Any], status: str) -> float:
@@ -104,15 +111,23 @@ def main() -> None:
         sm, s3 = make_client("sagemaker", url), make_client("s3", url)
         s3.create_bucket(Bucket="bench")
         role = create_sagemaker_role(url)
-        bare, jobs = [], []
+        bare, on_network, jobs = [], [], []
         for i in range(args.jobs):  # alternating, so a busy moment of the machine hits both
             bare.append(bare_container(client, image))
             jobs.append(run_job(sm, f"noop-{i}", image, "bench", role))
+            network = gateway_network(client)
+            if network is not None:
+                on_network.append(bare_container(client, image, network))
         assert all(job["TrainingJobStatus"] == "Completed" for _, job in jobs), jobs[-1][1].get("FailureReason")
         job_p50, bare_p50 = statistics.median(t for t, _ in jobs), statistics.median(bare)
         print(describe_machine(info))
         print(f"no-op trainer: job {job_p50:.3f} s (p50 of {args.jobs}), bare container {bare_p50:.3f} s, "
               f"overhead {job_p50 - bare_p50:.3f} s")
+        if on_network:
+            network_p50 = statistics.median(on_network)
+            print(f"  the same bare container on the emulator's container network: {network_p50:.3f} s "
+                  f"(overhead over it {job_p50 - network_p50:.3f} s; joining that network is what lets a "
+                  "container reach the emulator's gateway)")
         for status in ("Starting", "Downloading", "Training", "Uploading"):
             print(f"  {status:<12} {statistics.median(phase_seconds(j, status) for _, j in jobs):.3f} s")
 
