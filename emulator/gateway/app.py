@@ -6,7 +6,9 @@ Routing, in order (DESIGN.md decision 1):
 2. SigV4 scope ``sagemaker`` (or unsigned) and ``X-Amz-Target: SageMaker.<Op>``
                                                        -> the control plane (Flask)
 3. scope ``sagemaker`` and a path under ``/endpoints/`` -> the runtime (Flask)
-4. everything else (IAM, STS, ECR, Logs, SNS, S3)      -> moto
+4. scope ``iam`` and an action moto lacks (the policy simulator)
+                                                       -> iam_query.py
+5. everything else (IAM, STS, ECR, Logs, SNS, S3)      -> moto
 
 A SageMaker operation no platform service executes is answered by moto only when moto stores
 it faithfully (coverage.STORED); every other one is refused at once (coverage.py).
@@ -31,6 +33,7 @@ from emulator.errors import InternalFailure, ServiceError, ValidationError
 from emulator.gateway import coverage
 from emulator.gateway.aws import MotoBridge
 from emulator.gateway.control import ControlPlane
+from emulator.gateway.iam_query import IamExtensions
 from emulator.gateway.protocol import JsonRpcProtocol, RestJsonProtocol, error_response
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,7 @@ class EdgeApplication:
         self.views = views if views is not None else {}
         self.json_protocol = JsonRpcProtocol("sagemaker")
         self.rest_protocol = RestJsonProtocol("sagemaker-runtime")
+        self.iam = IamExtensions(account_id)
         self.flask = self._create_flask()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -118,6 +122,10 @@ class EdgeApplication:
                 return self.flask(environ, start_response)
             if service == "sagemaker" and path.startswith("/endpoints/"):
                 return self._runtime(environ, start_response)
+        if service == "iam":
+            answered = self.iam(environ, start_response, region)
+            if answered is not None:
+                return answered
         return self.moto(environ, start_response)
 
     # -- Flask side ---------------------------------------------------------------------
