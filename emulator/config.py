@@ -95,6 +95,10 @@ class Settings:
     """SMEMU_TRAINING_STOP_GRACE_SECONDS: StopTrainingJob's SIGTERM-to-SIGKILL wait (AWS: 120)."""
     training_checkpoint_sync_seconds: float = 5.0
     """SMEMU_TRAINING_CHECKPOINT_SYNC_SECONDS: how often /opt/ml/checkpoints is synced to S3."""
+    hold_seconds: float = 10.0
+    """SMEMU_HOLD_SECONDS: a Create/Update/Stop of a job or endpoint answers once its status has settled,
+    waiting at most this long, so that a quick resource is seen settled by the caller's first describe
+    (gateway/hold.py); 0 answers at once."""
     mme_cache_models: int | None = None
     """SMEMU_MME_CACHE_MODELS: at most this many models per multi-model instance (loaded or on
     disk); the least recently used is unloaded and deleted beyond it. Unset: no count limit."""
@@ -164,6 +168,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             text("TRAINING_STOP_GRACE_SECONDS", str(defaults.training_stop_grace_seconds))),
         training_checkpoint_sync_seconds=float(
             text("TRAINING_CHECKPOINT_SYNC_SECONDS", str(defaults.training_checkpoint_sync_seconds))),
+        hold_seconds=_non_negative("HOLD_SECONDS", text("HOLD_SECONDS", str(defaults.hold_seconds))),
         mme_cache_models=int(env["SMEMU_MME_CACHE_MODELS"]) if env.get("SMEMU_MME_CACHE_MODELS") else None,
         mme_cache_bytes=int(env["SMEMU_MME_CACHE_BYTES"]) if env.get("SMEMU_MME_CACHE_BYTES") else None,
     )
@@ -183,3 +188,11 @@ def _gpu_fallback(value: str | None) -> str:
     from emulator.gpus import parse_fallback
 
     return parse_fallback(value)
+
+
+def _non_negative(name: str, value: str) -> float:
+    """A number of seconds that may be 0 (off) but not negative, checked at start."""
+    seconds = float(value)
+    if seconds < 0:
+        raise ValueError(f"SMEMU_{name} must be 0 or more seconds (got {value!r})")
+    return seconds

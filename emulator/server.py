@@ -19,6 +19,7 @@ from emulator.config import Settings
 from emulator.gateway.app import EdgeApplication
 from emulator.gateway.aws import AwsStateSnapshot, MotoBridge
 from emulator.gateway.control import ControlPlane
+from emulator.gateway.hold import StatusHold
 from emulator.gateway.protocol import load_service_model
 from emulator.platform import Platform, build_platform
 from emulator.runtime.docker_backend import configure_gpu_runtime, configure_host_paths
@@ -34,7 +35,7 @@ def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, Aw
     snapshot.restore()
     platform = build_platform(settings)
     operations = load_service_model("sagemaker").operation_names
-    control = ControlPlane(platform.services, operations)
+    control = ControlPlane(platform.services, operations, hold=StatusHold(settings.hold_seconds))
     app = EdgeApplication(
         control=control,
         moto=MotoBridge(snapshot),

@@ -47,3 +47,11 @@ def test_parse_bool_refuses_nonsense() -> None:
 def test_with_overrides_ignores_unset_flags() -> None:
     settings = Settings().with_overrides(port=None, host="0.0.0.0")
     assert settings.port == 4570 and settings.host == "0.0.0.0"
+
+
+def test_hold_seconds_may_be_off_but_not_negative() -> None:
+    assert load_settings({}).hold_seconds == Settings().hold_seconds > 0
+    assert load_settings({"SMEMU_HOLD_SECONDS": "0"}).hold_seconds == 0
+    assert load_settings({"SMEMU_HOLD_SECONDS": "2.5"}).hold_seconds == 2.5
+    with pytest.raises(ValueError, match="SMEMU_HOLD_SECONDS must be 0 or more"):
+        load_settings({"SMEMU_HOLD_SECONDS": "-1"})
