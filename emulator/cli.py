@@ -1,4 +1,4 @@
-"""``smemu``: serve the emulator, check the machine, follow logs."""
+"""``smemu``: serve the emulator, check the machine and containers, follow logs."""
 
 from __future__ import annotations
 
@@ -286,9 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print the raw view as JSON")
     models.set_defaults(func=cmd_models)
 
-    from emulator import cli_ecr
+    from emulator import cli_check, cli_ecr
 
     cli_ecr.register(sub)
+    cli_check.register(sub)
     return parser
 
 

@@ -40,9 +40,12 @@ class Platform:
         self.credentials = CredentialBroker.from_settings(settings)
         self.gateway_url: str | None = None
         """Where containers reach the emulator; set by the server once the container gateway listens."""
+        from emulator.runtime.factory import backend_for
         from emulator.runtime.lazy import LazyBackend
 
-        self.backend: RuntimeBackend = LazyBackend(_docker_backend)
+        self.backend_factory: Callable[[], RuntimeBackend] = lambda: backend_for(settings)
+        """Makes the runtime backend SMEMU_RUNTIME names (emulator/runtime/factory.py)."""
+        self.backend: RuntimeBackend = LazyBackend(self.backend_factory)
         """The runtime backend the services are given (connected on first use)."""
 
     def resolve_image(self, image: str) -> str:
@@ -53,6 +56,8 @@ class Platform:
         """
         from emulator.images import resolver_for
 
+        if self.settings.runtime == "kubernetes":  # the backend applies the policy for its cluster
+            return self.backend.ensure_image(image)
         try:
             resolved = resolver_for(self.settings).resolve(image)
         except RuntimeError_:
@@ -155,9 +160,3 @@ def service_classes() -> list[type]:
 
     return [TrainingService, HostingService, ProcessingService, TransformService, TuningService, TagService,
             SearchService]
-
-
-def _docker_backend() -> RuntimeBackend:
-    from emulator.runtime.docker_backend import get_backend
-
-    return get_backend()

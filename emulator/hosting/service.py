@@ -87,7 +87,8 @@ class HostingService(ModelOperations):
         self.capture = CaptureWriter(self.s3_client)
         grace = settings.container_stop_grace_seconds
         self.fleet = Fleet(
-            backend if backend is not None else _LazyBackend(_default_backend),
+            backend if backend is not None else _LazyBackend(getattr(platform, "backend_factory", None)
+                                                             or _default_backend),
             settings.home,
             resource_limits=settings.resource_limits,
             stop_grace=grace,

@@ -28,6 +28,13 @@ from emulator.training.artifacts import CheckpointSync
 S3Client = Any
 CONTINUOUS_UPLOAD_SECONDS = 2.0
 """How often Continuous outputs are synced to S3 while the job runs (and once more at its end)."""
+WORK_FOLDER = "processing"
+"""Processing jobs stage their files under ``<SMEMU_HOME>/work/processing/<job>``."""
+
+
+def replicated_input_dir(work: Path, number: int) -> Path:
+    """Where the ``number``-th input (from 0) is downloaded once for every host (read-only mounts)."""
+    return work / "inputs" / str(number) / "all"
 
 
 @dataclass
@@ -73,7 +80,7 @@ def stage_inputs(record: dict[str, Any], hosts: list[Host], work: Path, client: 
                 staged[host.name].pipes.append((fifo_dir, channel, shards[host.name]))
             continue
         if len(hosts) < 2 or source.get("S3DataDistributionType") != "ShardedByS3Key":
-            folder = work / "inputs" / str(number) / "all"
+            folder = replicated_input_dir(work, number)
             download(objects, folder, client)
             for host in hosts:
                 staged[host.name].folders.append(StagedFolder(folder, local_path, read_only=True))

@@ -19,6 +19,7 @@ from emulator.context import CallContext
 from emulator.errors import ValidationException, job_name_in_use, resource_not_found_job
 from emulator.jobs import records as rec
 from emulator.jobs.attempt import SIGNAL_SHUTDOWN, SIGNAL_STOP
+from emulator.processing.inputs import WORK_FOLDER
 from emulator.processing.layout import KIND
 from emulator.processing.runner import SHUTDOWN_REASON, ProcessingEnv, ProcessingRunner
 from emulator.processing.validation import validate_create_request
@@ -37,7 +38,7 @@ class ProcessingService:
         self.platform = platform
         self.backend = backend
         self.records = rec.JobRecords(platform.store, KIND, "ProcessingJobStatus")
-        self.work_root = platform.settings.work_dir / "processing"
+        self.work_root = platform.settings.work_dir / WORK_FOLDER
         self.stop_grace_seconds = platform.settings.training_stop_grace_seconds
         """SIGTERM grace of StopProcessingJob and MaxRuntimeInSeconds (SageMaker gives 120 s)."""
         self._runners: dict[str, ProcessingRunner] = {}

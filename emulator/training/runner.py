@@ -366,7 +366,10 @@ class TrainingRunner:
         def change(record: dict[str, Any]) -> None:
             if lifecycle.is_terminal(record):
                 return
-            if secondary == "Stopped" and record.get("SecondaryStatus") != "Stopping":
+            final = secondary
+            if record.get("TrainingJobStatus") == lifecycle.STOPPING and final not in ("Stopped", "Failed"):
+                final = "Stopped"  # a StopTrainingJob that arrived while the job was finishing wins
+            if final == "Stopped" and record.get("SecondaryStatus") != "Stopping":
                 lifecycle.move(record, "Stopping", now)
             if reason:
                 record["FailureReason"] = reason[:FAILURE_REASON_LIMIT]
@@ -376,7 +379,7 @@ class TrainingRunner:
                 record["FinalMetricDataList"] = metrics
             # Spot jobs bill only while containers ran; others from TrainingStartTime, as on AWS.
             lifecycle.finish(record, now, billable_seconds=self._billable if self._spot else None)
-            lifecycle.move(record, secondary, now)
+            lifecycle.move(record, final, now)
 
         self.env.store.update(KIND, self.name, change)
 

@@ -38,6 +38,7 @@ from emulator.training.artifacts import model_artifacts_uri
 from emulator.training.containers import KIND
 from emulator.training.knobs import parse_knobs
 from emulator.training.runner import SHUTDOWN_REASON, RunnerEnv, TrainingRunner, check_gpus
+from emulator.training.staging import WORK_FOLDER
 from emulator.training.validation import validate_create_request
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class TrainingService:
         settings = platform.settings
         self.store = platform.store
         self.backend: Callable[[], RuntimeBackend] = getattr(platform, "backend_factory", None) or _default_backend
-        self.work_root = settings.work_dir / "training"
+        self.work_root = settings.work_dir / WORK_FOLDER
         self.home_id = hashlib.sha1(str(settings.home.resolve()).encode()).hexdigest()[:12]
         self.stop_grace_seconds = settings.training_stop_grace_seconds
         """SIGTERM grace of StopTrainingJob, MaxRuntime and spot interruptions (120 s on AWS)."""

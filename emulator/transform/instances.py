@@ -12,6 +12,7 @@ which win over the defaults (1 concurrent request, MultiRecord, 6 MB).
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,17 @@ class BatchSettings:
     max_concurrent: int
     strategy: str
     max_payload_mb: int
+    offered: str = ""
+    """What the container answered to GET /execution-parameters (``404``, ``200 {...}``, ``no answer``)."""
+
+    def log_line(self) -> str:
+        """The platform's line in the job's log stream: the settings and where they came from."""
+        return (f"Batch settings: MaxConcurrentTransforms={self.max_concurrent}, BatchStrategy={self.strategy}, "
+                f"MaxPayloadInMB={self.max_payload_mb} (GET /execution-parameters answered {self.offered})")
+
+
+EXECUTION_PARAMETERS_ANSWER = re.compile(r"^Batch settings: .*\(GET /execution-parameters answered (?P<answer>.*)\)$")
+"""Finds the container's answer in :meth:`BatchSettings.log_line` (contract checks read it back)."""
 
 
 def labels(job_name: str, home_id: str) -> dict[str, str]:
@@ -111,20 +123,24 @@ def wait_healthy(backend: RuntimeBackend, instance: Instance, deadline_seconds: 
 def batch_settings(record: dict[str, Any], instance: Instance) -> BatchSettings:
     """Request values, else the container's /execution-parameters, else SageMaker's defaults."""
     offered: dict[str, Any] = {}
+    said = "nothing"
     assert instance.pool is not None
     try:
         answer = instance.pool.request("GET", "/execution-parameters", b"", {}, timeout=5.0)
+        said = f"{answer.status}: {answer.body[:500].decode('utf-8', 'replace')}" if answer.body else str(answer.status)
         if answer.status == 200:
             parsed = json.loads(answer.body or b"{}")
             offered = parsed if isinstance(parsed, dict) else {}
-    except (ContainerUnreachable, TimeoutError, ValueError):
+    except (ContainerUnreachable, TimeoutError) as exc:
+        said = f"nothing ({type(exc).__name__})"
+    except ValueError:
         offered = {}
     strategy = record.get("BatchStrategy") or _STRATEGIES.get(str(offered.get("BatchStrategy")), "MultiRecord")
     concurrent = record.get("MaxConcurrentTransforms") or _positive(offered.get("MaxConcurrentTransforms")) or 1
     payload = record.get("MaxPayloadInMB")
     if payload is None:
         payload = _positive(offered.get("MaxPayloadInMB")) or 6
-    return BatchSettings(int(concurrent), strategy, int(payload))
+    return BatchSettings(int(concurrent), strategy, int(payload), " ".join(said.split()))
 
 
 def _positive(value: Any) -> int | None:

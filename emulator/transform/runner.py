@@ -178,6 +178,7 @@ class TransformRunner:
         plan = Plan.of(record, settings.strategy, settings.max_payload_mb)
         output = S3Location.parse(record["TransformOutput"]["S3OutputPath"])
         stream = self._streams[instance.instance_id]
+        self._logs.add_line(stream, settings.log_line())
         assert instance.pool is not None
         with ThreadPoolExecutor(max_workers=settings.max_concurrent,
                                 thread_name_prefix=f"smemu-invoke-{instance.number}") as executor:
