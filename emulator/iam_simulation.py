@@ -12,7 +12,11 @@ AWS's combination rules:
 
 - identity policies: an explicit Deny wins, else any Allow allows, else ``implicitDeny``;
 - a permissions boundary (the entity's, or ``PermissionsBoundaryPolicyInputList``) must allow
-  the action too: a Deny in it is an ``explicitDeny``, no Allow in it an ``implicitDeny``.
+  the action too: a Deny in it is an ``explicitDeny``, no Allow in it an ``implicitDeny``;
+- a statement whose Condition needs a context key the request did not supply in
+  ``ContextEntries`` does not apply (unless the operator is ``...IfExists`` or ``Null``), and the
+  key is reported in ``MissingContextValues``. The evaluator's own gaps (condition operators
+  other than StringEquals are treated as met) are emulator/iam.py's.
 
 The policies of a principal are the ones AWS simulates: a role's or user's inline and attached
 managed policies, plus for a user every policy of its groups; a group's own policies; and the

@@ -141,8 +141,9 @@ def test_errors_in_iam_shapes(iam_client: Any, endpoint_url: str, emulator_setti
     assert "Value null at 'actionNames' failed to satisfy constraint: Member must not be null" in str(raised.value)
 
     with pytest.raises(ClientError) as raised:
-        iam_client.simulate_custom_policy(PolicyInputList=[_policy({"Effect": "Allow", "Action": "*", "Resource": "*"})],
-                                          ActionNames=["s3:GetObject"], ResourcePolicy=_policy())
+        iam_client.simulate_custom_policy(
+            PolicyInputList=[_policy({"Effect": "Allow", "Action": "*", "Resource": "*"})],
+            ActionNames=["s3:GetObject"], ResourcePolicy=_policy())
     assert raised.value.response["Error"]["Code"] == "NotImplemented"
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
 

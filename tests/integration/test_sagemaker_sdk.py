@@ -155,6 +155,12 @@ def test_no_sdk_call_left_the_machine(sdk_runs: dict[str, Any]) -> None:
         assert "refused by the test guard" not in sdk_runs[sdk]["output"]
 
 
+def test_v2_session_side_calls(sdk_runs: dict[str, Any], emulator_settings: Settings) -> None:
+    seen = flow(sdk_runs, "v2", "session")
+    assert seen == {"ok": True, "default_bucket": sdk_runs["default_bucket"], "region": "us-east-1",
+                    "account": emulator_settings.account_id}
+
+
 def test_v2_estimator_on_two_instances_deploy_predict_delete(sdk_runs: dict[str, Any]) -> None:
     seen = flow(sdk_runs, "v2", "estimator")
     assert seen["status"] == "Completed" and seen["instance_count"] == 2

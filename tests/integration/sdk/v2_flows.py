@@ -255,9 +255,16 @@ def tuning_flow(cfg: dict[str, Any]) -> dict[str, Any]:
             "statuses": sorted(c["TrainingJobStatus"] for c in children)}
 
 
-FLOWS: dict[str, Flow] = {"estimator": estimator_flow, "spot": spot_flow, "model": model_flow,
-                          "transform": transform_flow, "mme": mme_flow, "processing": processing_flow,
-                          "tuning": tuning_flow}
+def session_flow(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Side calls a notebook makes: the default bucket (created if missing) and the account from STS."""
+    session = sagemaker.Session()
+    return {"default_bucket": session.default_bucket(), "region": session.boto_region_name,
+            "account": session.boto_session.client("sts").get_caller_identity()["Account"]}
+
+
+FLOWS: dict[str, Flow] = {"session": session_flow, "estimator": estimator_flow, "spot": spot_flow,
+                          "model": model_flow, "transform": transform_flow, "mme": mme_flow,
+                          "processing": processing_flow, "tuning": tuning_flow}
 
 
 def _run(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
