@@ -6,4 +6,4 @@ real in Docker. SageMaker operations it does not run are either kept as records 
 refused at once; docs/compatibility.md lists each.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -140,6 +140,9 @@ class Settings:
     """SMEMU_RUNTIME: where containers run: ``docker`` (this machine's engine) or ``kubernetes``."""
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     """SMEMU_KUBE_*: the Kubernetes backend's settings."""
+    endpoint_health_check_seconds: float = 5.0
+    """SMEMU_ENDPOINT_HEALTH_CHECK_SECONDS: how often InService endpoint instances are checked
+    (container running, GET /ping); a failed instance is replaced. 0 turns the checks off."""
 
     @property
     def state_dir(self) -> Path:
@@ -207,6 +210,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         hold_seconds=_non_negative("HOLD_SECONDS", text("HOLD_SECONDS", str(defaults.hold_seconds))),
         mme_cache_models=int(env["SMEMU_MME_CACHE_MODELS"]) if env.get("SMEMU_MME_CACHE_MODELS") else None,
         mme_cache_bytes=int(env["SMEMU_MME_CACHE_BYTES"]) if env.get("SMEMU_MME_CACHE_BYTES") else None,
+        endpoint_health_check_seconds=float(
+            text("ENDPOINT_HEALTH_CHECK_SECONDS", str(defaults.endpoint_health_check_seconds))),
         runtime=_runtime(env.get("SMEMU_RUNTIME")),
         kubernetes=_kubernetes(env),
     )

@@ -34,6 +34,9 @@ def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, Aw
     snapshot = AwsStateSnapshot(settings.state_dir / "aws-state.pickle")
     snapshot.restore()
     platform = build_platform(settings)
+    from emulator.observe.events import log_lifecycle
+
+    platform.store.subscribe(log_lifecycle)
     operations = load_service_model("sagemaker").operation_names
     control = ControlPlane(platform.services, operations, hold=StatusHold(settings.hold_seconds))
     app = EdgeApplication(
@@ -58,6 +61,15 @@ def with_own_routes(app: Any, platform: Platform) -> Any:
     return EcrMiddleware(CredentialsMiddleware(app, platform.credentials), mirror, platform.settings.region)
 
 
+def with_dashboard(app: Any, platform: Platform) -> Any:
+    """The app behind the dashboard and its read-only API (``/_smemu/``): for the edge port only,
+    never for the container gateway."""
+    from emulator.observe.dashboard import DashboardMiddleware
+    from emulator.observe.views import Observer
+
+    return DashboardMiddleware(app, Observer(platform.store, platform.settings, platform.views), platform.settings)
+
+
 class EmulatorServer:
     """The emulator on one port, startable in the foreground or in a background thread."""
 
@@ -65,10 +77,11 @@ class EmulatorServer:
         self.settings = settings
         self.app, self.platform, self.snapshot = build_application(settings)
         self.wsgi_app = with_own_routes(self.app, self.platform)
+        self.edge_app = with_dashboard(self.wsgi_app, self.platform)
         self._gateway: Any = None
         self._server = wsgi.Server(
             (settings.host, settings.port),
-            self.wsgi_app,
+            self.edge_app,
             numthreads=settings.threads,
             server_name="smemu",
             request_queue_size=128,

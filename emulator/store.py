@@ -8,13 +8,19 @@ unique per kind without regard to case, as SageMaker's ARNs are (they lower-case
 from __future__ import annotations
 
 import builtins
+import copy
 import json
+import logging
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 Record = dict[str, Any]
+
+Listener = Callable[[str, str, "Record | None", "Record | None"], None]
+"""``(kind, name, record before, record after)``, called after a change is saved (None: absent)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -49,6 +55,22 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
+        self._listeners: builtins.list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener`` after every saved change (the server's lifecycle log lines).
+
+        Listeners run in the writer's thread after the lock is released; one that raises is
+        logged and does not undo or stop the change.
+        """
+        self._listeners.append(listener)
+
+    def _notify(self, kind: str, name: str, before: Record | None, after: Record | None) -> None:
+        for listener in self._listeners:
+            try:
+                listener(kind, name, before, after)
+            except Exception:  # an observer must never break a write
+                logging.getLogger(__name__).exception("store listener failed for %s %s", kind, name)
 
     def close(self) -> None:
         """Close the database; the store is unusable afterwards."""
@@ -65,15 +87,20 @@ class Store:
                 )
             except sqlite3.IntegrityError:
                 return False
-            return True
+        if self._listeners:
+            self._notify(kind, name, None, record)
+        return True
 
     def put(self, kind: str, name: str, record: Record, created: float) -> None:
         """Insert or replace a record."""
         with self._lock:
+            before = self.get(kind, name) if self._listeners else None
             self._db.execute(
                 "INSERT OR REPLACE INTO resources (kind, key, name, created, data) VALUES (?, ?, ?, ?, ?)",
                 (kind, name.lower(), name, created, json.dumps(record)),
             )
+        if self._listeners:
+            self._notify(kind, name, before, record)
 
     def get(self, kind: str, name: str) -> Record | None:
         """The record of that kind and name, or None."""
@@ -92,21 +119,28 @@ class Store:
             record = self.get(kind, name)
             if record is None:
                 return None
+            before = copy.deepcopy(record) if self._listeners else None
             result = change(record)
             saved = record if result is None else result
             self._db.execute(
                 "UPDATE resources SET data = ? WHERE kind = ? AND key = ?",
                 (json.dumps(saved), kind, name.lower()),
             )
-            return saved
+        if self._listeners:
+            self._notify(kind, name, before, saved)
+        return saved
 
     def delete(self, kind: str, name: str) -> bool:
         """Remove a record; False when there was none."""
         with self._lock:
+            before = self.get(kind, name) if self._listeners else None
             cursor = self._db.execute(
                 "DELETE FROM resources WHERE kind = ? AND key = ?", (kind, name.lower())
             )
-            return cursor.rowcount > 0
+            deleted = cursor.rowcount > 0
+        if deleted and self._listeners:
+            self._notify(kind, name, before, None)
+        return deleted
 
     def list(self, kind: str) -> builtins.list[Record]:
         """Every record of a kind, oldest first."""

@@ -45,12 +45,17 @@ def stream_for(job_name: str, host_name: str, started: float) -> str:
 class JobLogs:
     """Collects every host's lines and writes them to CloudWatch Logs in batches."""
 
-    def __init__(self, account_id: str, region: str, metrics: LineObserver | None, group: str) -> None:
+    def __init__(
+        self, account_id: str, region: str, metrics: LineObserver | None, group: str,
+        on_flush: Callable[[], None] | None = None,
+    ) -> None:
         self.account_id = account_id
         self.region = region
         self.metrics = metrics
         self.group = group
         """The CloudWatch Logs group, e.g. ``/aws/sagemaker/ProcessingJobs``."""
+        self.on_flush = on_flush
+        """Called after every flush (a training job puts its metric values into CloudWatch then)."""
         self._buffers: dict[str, list[tuple[float, str]]] = {}
         self._lock = threading.Lock()
         self._readers: list[threading.Thread] = []
@@ -102,6 +107,11 @@ class JobLogs:
                                              lines[start : start + _MAX_BATCH])
                 except Exception:
                     log.exception("writing %d log lines to %s failed", len(lines), stream)
+        if self.on_flush is not None:
+            try:
+                self.on_flush()
+            except Exception:
+                log.exception("after writing the logs of %s", self.group)
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(_FLUSH_SECONDS):

@@ -43,7 +43,7 @@ from emulator.training.containers import HostFolders, host_spec, labels, network
 from emulator.training.knobs import JobKnobs
 from emulator.training.layout import Host, checkpoint_dir, plan_hosts
 from emulator.jobs.logs import JobLogs, stream_for
-from emulator.training.metrics import MetricCollector
+from emulator.training.metrics import MetricCollector, publish_series
 from emulator.jobs.pipe import PipeFeeder
 from emulator.training.staging import StagedInputs, stage_inputs
 
@@ -135,7 +135,9 @@ class TrainingRunner:
         hosts = plan_hosts(request["ResourceConfig"])
         self._spot = bool(request.get("EnableManagedSpotTraining"))
         self._metrics = MetricCollector((request["AlgorithmSpecification"].get("MetricDefinitions")) or [])
-        self._logs = JobLogs(self.env.account_id, self.env.region, self._metrics, LOG_GROUP)
+        self._logs = JobLogs(self.env.account_id, self.env.region, self._metrics, LOG_GROUP,
+                             on_flush=lambda: publish_series(self._metrics, self.env.account_id, self.env.region,
+                                                             self.name))
         self._move("Starting", lifecycle.PREPARING_INSTANCES)
         try:
             backend = self.env.backend()
