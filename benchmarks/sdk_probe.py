@@ -1,9 +1,9 @@
-"""One trivial fit() and one deploy() with the SageMaker SDK installed in this interpreter (v2 or v3).
+"""A trivial fit(), a fit() of an 8-second job and a deploy() with the SageMaker SDK of this interpreter.
 
 Run by benchmarks/sdk_flows.py in a fresh process per measurement, configured as a user
 configures the SDK (environment variables and a sagemaker config file). Prints one line:
 
-    TIMING {"sdk": "2.257.7", "fit": 5.3, "deploy": 31.2}
+    TIMING {"sdk": "2.257.7", "fit": 5.3, "fit_8s": 9.1, "deploy": 31.2}
 
 Usage: python benchmarks/sdk_probe.py '<json: images, role, bucket, prefix>'
 """
@@ -31,7 +31,10 @@ def v2(cfg: dict[str, Any]) -> dict[str, float]:
     predictor = estimator.deploy(1, INSTANCE, image_uri=cfg["images"]["serving"])
     deploy = time.monotonic() - start
     predictor.delete_endpoint()
-    return {"fit": fit, "deploy": deploy}
+    estimator.set_hyperparameters(epochs=4, epoch_seconds=2)
+    start = time.monotonic()
+    estimator.fit({"train": f"s3://{cfg['bucket']}/train/"}, logs=True)
+    return {"fit": fit, "fit_8s": time.monotonic() - start, "deploy": deploy}
 
 
 def v3(cfg: dict[str, Any]) -> dict[str, float]:
@@ -54,7 +57,13 @@ def v3(cfg: dict[str, Any]) -> dict[str, float]:
     endpoint = builder.deploy(endpoint_name=f"{cfg['prefix']}-ep", initial_instance_count=1, instance_type=INSTANCE)
     deploy = time.monotonic() - start
     endpoint.delete()
-    return {"fit": fit, "deploy": deploy}
+    slow = ModelTrainer(training_image=cfg["images"]["training"], role=cfg["role"],
+                        compute=Compute(instance_type=INSTANCE, instance_count=1),
+                        hyperparameters={"epochs": 4, "epoch_seconds": 2}, base_job_name=f"{cfg['prefix']}-8s")
+    start = time.monotonic()
+    slow.train(input_data_config=[InputData(channel_name="train", data_source=f"s3://{cfg['bucket']}/train/")],
+               wait=True, logs=True)
+    return {"fit": fit, "fit_8s": time.monotonic() - start, "deploy": deploy}
 
 
 def main() -> None:

@@ -128,9 +128,9 @@ class Settings:
     training_checkpoint_sync_seconds: float = 5.0
     """SMEMU_TRAINING_CHECKPOINT_SYNC_SECONDS: how often /opt/ml/checkpoints is synced to S3."""
     hold_seconds: float = 10.0
-    """SMEMU_HOLD_SECONDS: a Create/Update/Stop of a job or endpoint answers once its status has settled,
-    waiting at most this long, so that a quick resource is seen settled by the caller's first describe
-    (gateway/hold.py); 0 answers at once."""
+    """SMEMU_HOLD_SECONDS: the first describe of a job or endpoint after its Create/Update/Stop answers
+    once its status has settled, waiting at most this long, so that a quick resource is seen settled
+    there (gateway/hold.py); 0 answers at once."""
     mme_cache_models: int | None = None
     """SMEMU_MME_CACHE_MODELS: at most this many models per multi-model instance (loaded or on
     disk); the least recently used is unloaded and deleted beyond it. Unset: no count limit."""

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Mapping
 from botocore import xform_name
 
 from emulator.context import CallContext
-from emulator.gateway.hold import StatusHold
+from emulator.gateway.hold import DESCRIBES, StatusHold
 
 Handler = Callable[[dict[str, Any], CallContext], Mapping[str, Any]]
 
@@ -25,7 +25,7 @@ class ControlPlane:
     def __init__(self, services: Iterable[object], operation_names: Iterable[str],
                  hold: StatusHold | None = None) -> None:
         self.hold = hold
-        """Holds the answer of a Create/Update/Stop until the resource's status settles (hold.py)."""
+        """Holds the first describe after a Create/Update/Stop until the resource's status settles (hold.py)."""
         self._handlers: dict[str, Handler] = {}
         services = list(services)
         for operation in operation_names:
@@ -47,10 +47,11 @@ class ControlPlane:
 
     def call(self, operation: str, request: dict[str, Any], ctx: CallContext) -> Mapping[str, Any]:
         """Run one operation. Raises ServiceError subclasses, or NotImplementedError to fall through."""
-        result = self._handlers[operation](request, ctx)
-        if self.hold is not None:
-            self.hold.settle(operation, request, ctx, self._describe)
+        handler = self._handlers[operation]
+        if self.hold is None:
+            return handler(request, ctx)
+        if operation in DESCRIBES:
+            return self.hold.describe(operation, request, ctx, handler)
+        result = handler(request, ctx)
+        self.hold.changed(operation, request)
         return result
-
-    def _describe(self, operation: str, request: dict[str, Any], ctx: CallContext) -> Mapping[str, Any]:
-        return self._handlers[operation](request, ctx)

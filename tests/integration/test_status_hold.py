@@ -1,5 +1,5 @@
-"""The status hold (gateway/hold.py): a quick resource is settled at the caller's first describe,
-while everyone else still sees AWS's status sequence, and the record's times stay true.
+"""The status hold (gateway/hold.py): the first describe after a Create finds a quick resource
+settled, while every other describe sees AWS's status sequence, and the record's times stay true.
 
 The session emulator runs with the hold off (conftest); these tests turn it on for themselves.
 """
@@ -7,6 +7,7 @@ The session emulator runs with the hold off (conftest); these tests turn it on f
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,45 +32,44 @@ def hold(emulator: Any) -> Iterator[Any]:
         control_hold.bound_seconds = previous
 
 
+def _until(condition: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
+        time.sleep(0.01)
+
+
 @pytest.mark.one_store
-def test_a_quick_training_job_is_complete_at_the_first_describe(
+def test_the_first_describe_finds_a_quick_job_complete_and_others_see_every_status(
         hold: Any, sagemaker_client: Any, s3_client: Any, bucket: str, role_arn: str, training_image: str) -> None:
     hold.bound_seconds = 60
     s3_client.put_object(Bucket=bucket, Key="train/a.csv", Body=b"1,2\n")
     name = unique_name("held")
-    request = job_request(name, training_image, role_arn, bucket,
-                          InputDataConfig=[s3_channel("train", f"s3://{bucket}/train/")])
-    seen_by_others: list[str] = []
-    created = threading.Event()
-
-    def watch() -> None:  # another client polling meanwhile sees the real sequence
-        while not created.is_set():
-            try:
-                job = sagemaker_client.describe_training_job(TrainingJobName=name)
-            except ClientError:
-                continue
-            seen_by_others.append(job["SecondaryStatus"])
-            created.wait(0.05)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
+    sagemaker_client.create_training_job(**job_request(
+        name, training_image, role_arn, bucket, InputDataConfig=[s3_channel("train", f"s3://{bucket}/train/")],
+        HyperParameters={"epochs": "3", "epoch_seconds": "0.5"}))
+    first: dict[str, Any] = {}
+    held = threading.Thread(target=lambda: first.update(sagemaker_client.describe_training_job(TrainingJobName=name)))
+    held.start()
     try:
-        sagemaker_client.create_training_job(**request)
+        _until(lambda: not hold.pending("DescribeTrainingJob", name), "the first describe")
+        seen: list[str] = []  # everyone else meanwhile: answered at once, with the real sequence
+        while not first:
+            seen.append(sagemaker_client.describe_training_job(TrainingJobName=name)["SecondaryStatus"])
+            time.sleep(0.02)
     finally:
-        created.set()
-        watcher.join()
+        held.join()
 
-    job = sagemaker_client.describe_training_job(TrainingJobName=name)
-    assert job["TrainingJobStatus"] == "Completed"
-    assert "Training" in seen_by_others
-    transitions = job["SecondaryStatusTransitions"]
+    assert first["TrainingJobStatus"] == "Completed"
+    assert "Training" in seen
+    transitions = first["SecondaryStatusTransitions"]
     assert [t["Status"] for t in transitions] == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
     starts = [t["StartTime"] for t in transitions]
-    assert job["CreationTime"] <= starts[0] and starts == sorted(starts) and starts[-1] <= job["TrainingEndTime"]
+    assert first["CreationTime"] <= starts[0] and starts == sorted(starts) and starts[-1] <= first["TrainingEndTime"]
 
 
 @pytest.mark.one_store
-def test_a_long_job_is_answered_at_the_bound_and_a_stop_waits_for_stopped(
+def test_a_long_job_is_described_at_the_bound_and_the_describe_after_a_stop_waits_for_stopped(
         hold: Any, sagemaker_client: Any, bucket: str, role_arn: str, training_image: str) -> None:
     hold.bound_seconds = 1
     name = unique_name("held-long")
@@ -84,7 +84,7 @@ def test_a_long_job_is_answered_at_the_bound_and_a_stop_waits_for_stopped(
 
 
 @pytest.mark.one_store
-def test_an_endpoint_is_in_service_at_the_first_describe_and_gone_after_delete(
+def test_a_waiter_finds_the_endpoint_in_service_at_its_first_call_and_gone_after_delete(
         hold: Any, sagemaker_client: Any, role_arn: str) -> None:
     from tests.integration.sample_images import build_sample_image
 
@@ -95,6 +95,9 @@ def test_an_endpoint_is_in_service_at_the_first_describe_and_gone_after_delete(
     sagemaker_client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
     sagemaker_client.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    # one attempt: the waiter's first DescribeEndpoint must already find it InService
+    sagemaker_client.get_waiter("endpoint_in_service").wait(EndpointName=name,
+                                                            WaiterConfig={"Delay": 1, "MaxAttempts": 1})
     assert sagemaker_client.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
 
     sagemaker_client.delete_endpoint(EndpointName=name)
