@@ -23,13 +23,18 @@ from emulator.gateway.hold import StatusHold
 from emulator.gateway.protocol import load_service_model
 from emulator.platform import Platform, build_platform
 from emulator.runtime.docker_backend import configure_gpu_runtime, configure_host_paths
+from emulator.runtime.naming import configure_home, home_id
 
 log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 5 * 1024**3 + 64 * 1024
+"""The server's backstop for bodies without Content-Length (chunked): S3's largest PUT and a margin."""
 
 
 def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, AwsStateSnapshot]:
     """The edge application with its platform and the AWS state snapshot, restored."""
     configure_host_paths(settings.home, settings.host_home)
+    configure_home(settings.home)
     configure_gpu_runtime(settings.gpu_runtime)
     snapshot = AwsStateSnapshot(settings.state_dir / "aws-state.pickle")
     snapshot.restore()
@@ -61,6 +66,13 @@ def with_own_routes(app: Any, platform: Platform) -> Any:
     return EcrMiddleware(CredentialsMiddleware(app, platform.credentials), mirror, platform.settings.region)
 
 
+def with_policy(app: Any, settings: Settings) -> Any:
+    """The app behind the edge's request policy: Host and Origin checks, /moto-api, sizes (http_policy.py)."""
+    from emulator.gateway.policy_middleware import EdgePolicy
+
+    return EdgePolicy(app, settings)
+
+
 def with_dashboard(app: Any, platform: Platform) -> Any:
     """The app behind the dashboard and its read-only API (``/_smemu/``): for the edge port only,
     never for the container gateway."""
@@ -81,13 +93,14 @@ class EmulatorServer:
         self._gateway: Any = None
         self._server = wsgi.Server(
             (settings.host, settings.port),
-            self.edge_app,
+            with_policy(self.edge_app, settings),
             numthreads=settings.threads,
             server_name="smemu",
             request_queue_size=128,
             timeout=75,
             shutdown_timeout=5,
         )
+        self._server.max_request_body_size = MAX_BODY_BYTES
         self._thread: threading.Thread | None = None
 
     @property
@@ -102,6 +115,7 @@ class EmulatorServer:
         if self.settings.container_gateway:
             self._start_gateway()
         self.snapshot.start()
+        self.platform.credentials.restore_identities()
         self.platform.start()
         self._thread = threading.Thread(target=self._server.serve, name="smemu-edge", daemon=True)
         self._thread.start()
@@ -109,16 +123,39 @@ class EmulatorServer:
         return self
 
     def _start_gateway(self) -> None:
-        """Serve the edge on 169.254.170.2 for containers; without it they get no credentials."""
-        from emulator.credentials import ContainerGateway
+        """Serve the container gateway on 169.254.170.2 (emulator/container_gateway.py).
 
+        Without it containers get no credentials and no endpoints (the emulator still serves).
+        """
+        from emulator.container_gateway import ContainerGateway, GatewayAuth
+        from emulator.runtime.docker_backend import get_backend
+
+        settings = self.settings
+        home = home_id(settings.home)
         try:
-            import docker
-
-            self._gateway = ContainerGateway(self.wsgi_app, self.port, docker.from_env()).start()
+            backend = get_backend()
+            auth = GatewayAuth(with_policy(self.wsgi_app, settings), self.platform.credentials,
+                               iam_enforce=lambda: bool(self.platform.settings.iam_enforce),
+                               max_body_bytes=settings.max_request_bytes,
+                               subnets=lambda: [*backend.container_subnets(home), *self._cluster_subnets(home)])
+            self._gateway = ContainerGateway(auth, self.port, backend.ensure_gateway_network,
+                                             max_body_bytes=MAX_BODY_BYTES,
+                                             watch_network=backend.watch_gateway_network).start()
             self.platform.gateway_url = self._gateway.url
         except Exception as exc:  # no engine, or not on the Docker host: the emulator still serves
             log.warning("containers will not reach the emulator: %s", exc)
+
+    def _cluster_subnets(self, home: str) -> list[str]:
+        """With SMEMU_RUNTIME=kubernetes, where the cluster's pods reach the gateway from (none otherwise)."""
+        if self.settings.runtime != "kubernetes":
+            return []
+        from emulator.runtime.factory import backend_for
+
+        try:
+            return list(backend_for(self.settings).container_subnets(home))  # type: ignore[attr-defined]
+        except Exception as exc:  # no cluster now: its pods cannot be calling either
+            log.debug("no pod addresses for the gateway: %s", exc)
+            return []
 
     def serve_forever(self) -> None:
         """Serve in the foreground until interrupted (SIGINT/SIGTERM handled by the caller)."""

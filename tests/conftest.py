@@ -93,7 +93,9 @@ def emulator_settings(tmp_path_factory: pytest.TempPathFactory, s3_backend: str,
                                                                        "SMEMU_S3_ACCESS_KEY", "SMEMU_S3_SECRET_KEY")})
     # hold_seconds=0: the suite checks AWS's answers as they are (InProgress right after a Create);
     # the SDK tests and the hold's own tests turn the hold on (tests/integration/test_status_hold.py).
-    settings = base.with_overrides(port=free_port(), home=Path(home), host="127.0.0.1", hold_seconds=0)
+    # file:// channels of tests name folders under pytest's temporary root (emulator/host_paths.py).
+    settings = base.with_overrides(port=free_port(), home=Path(home), host="127.0.0.1", hold_seconds=0,
+                                   host_folders=(tmp_path_factory.getbasetemp().resolve(),))
     if s3_backend == "minio":
         minio = request.getfixturevalue("minio_server")
         settings = settings.with_overrides(s3_endpoint=minio.url, s3_access_key=minio.access_key,
@@ -112,6 +114,23 @@ def emulator(emulator_settings: Settings) -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(emulator: Any) -> str:
+    """The session emulator's container gateway, as its containers reach it (169.254.170.2)."""
+    assert emulator.platform.gateway_url, "the container gateway did not start"
+    return str(emulator.platform.gateway_url)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """A docker-py client of this machine's engine (modules may define their own)."""
+    import docker
+
+    client = docker.from_env()
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")
