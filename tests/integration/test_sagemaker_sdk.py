@@ -2,7 +2,7 @@
 
 Each SDK runs in its own process, configured only as a user configures it (environment
 variables and a sagemaker config file), with a guard that fails any connection leaving the
-machine: v2 (pinned in setup.cfg's test extra) with this interpreter, v3 (pinned in
+machine: v2 (setup.cfg's test extra) with this interpreter, v3 (pinned in
 tests/integration/sdk/v3-requirements.txt; its boto3 clashes with the emulator's botocore) from
 the environment scripts/install-sdk-v3 creates and caches. Both processes run at once against
 the session's emulator, each running its independent flows at once, because the SDKs spend most
