@@ -4,7 +4,8 @@ The platform writes container output where SageMaker puts it (``/aws/sagemaker/T
 ``/aws/sagemaker/Endpoints/<name>``, ...), so ``estimator.fit(logs=True)``, ``aws logs`` and
 ``smemu logs`` read it back through the ordinary CloudWatch Logs API on the edge port. Going
 through the backend object rather than HTTP keeps a chatty container from costing a request
-per line.
+per line. Each batch is journaled (emulator/awsstate) as the direct write ``logs.put_log_events``,
+so logs survive a restart like everything else moto keeps.
 """
 
 from __future__ import annotations
@@ -47,11 +48,19 @@ def put_log_lines(
     ]
     if not events:
         return 0
+    from emulator.awsstate import direct_write
+
+    direct_write("logs.put_log_events", {"account_id": account_id, "region": region, "group": group,
+                                         "stream": stream, "events": events})
+    return len(events)
+
+
+def apply_log_events(account_id: str, region: str, group: str, stream: str, events: list[dict[str, Any]]) -> None:
+    """The write itself (also what a replay of the journal calls): group and stream made when missing."""
     backend = _backend(account_id, region)
     with _lock:
         _ensure_stream(backend, group, stream)
         backend.put_log_events(group, stream, events)
-    return len(events)
 
 
 def stream_name(prefix: str, started: float | None = None) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 from emulator.config import Settings
 from emulator.context import CallContext
+from emulator.objectstore import ObjectStore
 from emulator.s3 import S3Store
 from emulator.store import Store
 
@@ -22,12 +23,14 @@ log = logging.getLogger(__name__)
 class Platform:
     """Everything the services share, built once per emulator process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, object_store: ObjectStore | None = None) -> None:
         self.settings = settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.state_dir / "resources.db")
-        self.s3 = S3Store(settings)
+        self.object_store = object_store
+        """Where S3 objects live (started and stopped by the server, not here)."""
+        self.s3 = S3Store(settings, object_store)
         self.services: list[object] = []
         self.runtime_handler: Callable[[str, dict[str, Any], CallContext], Mapping[str, Any]] | None = None
         self.streaming_handlers: dict[str, Any] = {}
@@ -89,11 +92,11 @@ class Platform:
         self.store.close()
 
 
-def build_platform(settings: Settings) -> Platform:
+def build_platform(settings: Settings, object_store: ObjectStore | None = None) -> Platform:
     """The platform with every service this build of the emulator has."""
     from emulator.tags import TagService
 
-    platform = Platform(settings)
+    platform = Platform(settings, object_store)
     for factory in _service_factories():
         platform.add_service(factory(platform))
     platform.add_service(TagService(platform.store))
