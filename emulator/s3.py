@@ -31,7 +31,7 @@ class S3Location:
     key: str
 
     @classmethod
-    def parse(cls, uri: str) -> "S3Location":
+    def parse(cls, uri: str) -> S3Location:
         """Split an S3 URI; raises ValueError for anything that is not ``s3://bucket[/key]``."""
         if not uri.startswith("s3://"):
             raise ValueError(f"not an S3 URI: {uri!r}")
@@ -40,7 +40,7 @@ class S3Location:
             raise ValueError(f"S3 URI without a bucket: {uri!r}")
         return cls(bucket, key)
 
-    def join(self, *parts: str) -> "S3Location":
+    def join(self, *parts: str) -> S3Location:
         """A location below this one, with exactly one '/' between the parts."""
         key = "/".join(p.strip("/") for p in (self.key, *parts) if p.strip("/"))
         return S3Location(self.bucket, key)

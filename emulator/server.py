@@ -20,10 +20,10 @@ from emulator.awsstate import AwsState
 from emulator.config import Settings
 from emulator.gateway.app import EdgeApplication
 from emulator.gateway.aws import MotoBridge
-from emulator.homelock import HomeLock
-from emulator.objectstore import ObjectStore, open_store
 from emulator.gateway.control import ControlPlane
 from emulator.gateway.protocol import load_service_model
+from emulator.homelock import HomeLock
+from emulator.objectstore import ObjectStore, open_store
 from emulator.platform import Platform, build_platform
 from emulator.runtime.docker_backend import configure_gpu_runtime, configure_host_paths
 
@@ -48,7 +48,7 @@ def build_application(settings: Settings, object_store: ObjectStore,
         runtime=platform.runtime_handler,
         streaming=platform.streaming_handlers,
         views=platform.views,
-        s3=object_store.edge_app(),
+        s3=object_store.edge_app(moto),
         status=lambda: {"s3": object_store.describe(), "aws_state": aws_state.describe()},
     )
     return app, platform

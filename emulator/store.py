@@ -3,6 +3,11 @@
 Each record is the resource's Describe* response as a plain JSON dict (timestamps as epoch
 seconds), so a Describe is a read and a restart of the emulator loses nothing. Names are
 unique per kind without regard to case, as SageMaker's ARNs are (they lower-case the name).
+
+Durability: WAL mode with ``synchronous=FULL``, so every commit is fsynced before the call
+returns (a Completed status is never lost to a crash or a power cut once written). The schema
+version is SQLite's ``user_version``: an older file is migrated (:data:`MIGRATIONS`), a newer
+one refused with :class:`StoreVersionError`.
 """
 
 from __future__ import annotations
@@ -11,10 +16,20 @@ import builtins
 import json
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 Record = dict[str, Any]
+
+SCHEMA_VERSION = 1
+"""The schema this release writes (``PRAGMA user_version``). 0: files written before versioning."""
+MIGRATIONS: dict[int, str] = {0: ""}
+"""``{version n: SQL turning schema n into n + 1}`` (0 -> 1 only stamps the version: same tables)."""
+
+
+class StoreVersionError(RuntimeError):
+    """The database was written by a newer release."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -46,9 +61,21 @@ class Store:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._migrate(str(path))
         self._lock = threading.RLock()
+
+    def _migrate(self, where: str) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise StoreVersionError(
+                f"{where} was written by a newer sagemaker-emulator (schema {version}; this release knows up to "
+                f"{SCHEMA_VERSION}). Upgrade sagemaker-emulator, or move SMEMU_HOME aside to start empty.")
+        self._db.executescript(_SCHEMA)
+        for step in range(version, SCHEMA_VERSION):
+            self._db.executescript(MIGRATIONS[step])
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close the database; the store is unusable afterwards."""

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from emulator.awsstate import determinism
-from emulator.awsstate.journal import Entry, Journal, read_journal
+from emulator.awsstate.journal import Entry, Journal, JournalError, read_journal
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,14 @@ class AwsState:
     def restore(self, moto_app: WsgiApp) -> None:
         """Replay the journal into this process's moto and open it for appends."""
         determinism.install()
+        legacy = self.path.parent / "aws-state.pickle"
+        if legacy.exists() and not self.path.exists():
+            raise JournalError(
+                f"{legacy} was written by an earlier sagemaker-emulator: a pickle of one moto release's memory "
+                f"(S3 objects included), which this release does not load. This release keeps S3 objects in its "
+                f"object store and the other AWS state in {self.path.name}. Move {legacy.name} aside to start "
+                f"with empty AWS state (SageMaker records in resources.db are kept), or keep the earlier release "
+                f"for this SMEMU_HOME.")
         started = time.monotonic()
         _header, entries = read_journal(self.path)
         for entry in entries:

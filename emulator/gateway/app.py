@@ -104,7 +104,7 @@ class EdgeApplication:
         self.streaming = streaming or {}
         self.views = views if views is not None else {}
         self.s3 = s3
-        """The S3 proxy to the object store; None: S3 is moto's (the in-memory store)."""
+        """What serves S3: the proxy to the object store, or moto behind the edge's S3 checks; None: moto."""
         self.status = status or (lambda: {})
         """Extra fields of ``/_smemu/health`` (the object store, the AWS state journal)."""
         self.json_protocol = JsonRpcProtocol("sagemaker")

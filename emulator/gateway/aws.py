@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from emulator.awsstate import AwsState
 
@@ -39,10 +40,13 @@ class MotoBridge:
         self.app = create_moto_app()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if self.state is None:
-            return self.app(environ, start_response)
         from emulator.objectstore import is_s3_request
 
         if is_s3_request(environ):
+            # moto decodes the path it is given again unless it has the raw one (a key with "%20" in it)
+            if "RAW_URI" not in environ and environ.get("REQUEST_URI"):
+                environ["RAW_URI"] = environ["REQUEST_URI"]
+            return self.app(environ, start_response)
+        if self.state is None:
             return self.app(environ, start_response)
         return self.state.handle(self.app, environ, start_response)

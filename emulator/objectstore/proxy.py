@@ -22,6 +22,7 @@ memory. Handled on the way:
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -68,6 +69,43 @@ def _answer(start_response: StartResponse, status: int, body: bytes,
     start_response(f"{status} {_REASONS.get(status, 'Error')}",
                    [("Content-Type", content_type), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def memory_store_edge(moto: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """moto's S3 (the in-memory store) behind the same edge rules as the proxy.
+
+    Presigned URLs expire, and aws-chunked uploads arrive decoded with their trailing checksum
+    as a header, which moto records (it ignores trailers). The body is decoded in memory: this
+    store keeps every object in memory anyway.
+    """
+
+    def edge(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        pairs = query_pairs(str(environ.get("QUERY_STRING", "")))
+        if any(name.lower() in PRESIGN_PARAMETERS for name, _ in pairs) and presign_expired(pairs):
+            return _answer(start_response, 403, error_body("AccessDenied", "Request has expired",
+                                                           str(environ.get("PATH_INFO", ""))))
+        encodings = [e.strip() for e in str(environ.get("HTTP_CONTENT_ENCODING", "")).split(",") if e.strip()]
+        if "aws-chunked" in encodings and environ.get("wsgi.input") is not None:
+            stream = environ["wsgi.input"]
+            reader = chunked.ChunkedReader(lambda n: stream.read(n))
+            try:
+                body = b"".join(reader.chunks())
+            except chunked.ChunkedBodyError as exc:
+                return _answer(start_response, 400, error_body("InvalidRequest", str(exc)))
+            for name in ("HTTP_X_AMZ_TRAILER", "HTTP_X_AMZ_DECODED_CONTENT_LENGTH", "HTTP_CONTENT_ENCODING"):
+                environ.pop(name, None)
+            if len(encodings) > 1:
+                environ["HTTP_CONTENT_ENCODING"] = ",".join(e for e in encodings if e != "aws-chunked")
+            for name, value in reader.trailers.items():
+                environ["HTTP_" + name.upper().replace("-", "_")] = value
+                if name.startswith("x-amz-checksum-"):
+                    environ["HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM"] = name[len("x-amz-checksum-"):].upper()
+            environ["HTTP_X_AMZ_CONTENT_SHA256"] = UNSIGNED_PAYLOAD
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ["wsgi.input"] = io.BytesIO(body)
+        return moto(environ, start_response)
+
+    return edge
 
 
 class _Relay:

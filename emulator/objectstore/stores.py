@@ -53,9 +53,11 @@ class ObjectStore:
         """Where the platform reaches the store directly; None: through the edge port (moto's S3)."""
         return None
 
-    def edge_app(self) -> WsgiApp | None:
-        """What serves S3 requests on the edge port; None: moto, like every other AWS service."""
-        return None
+    def edge_app(self, moto: WsgiApp) -> WsgiApp:
+        """What serves S3 requests on the edge port (``moto``: moto's application)."""
+        from emulator.objectstore.proxy import memory_store_edge
+
+        return memory_store_edge(moto)
 
     def make_durable(self) -> None:
         """Called before a job reads Completed: returns once its acknowledged objects survive a power loss."""
@@ -75,7 +77,7 @@ class _ProxiedStore(ObjectStore):
     def __init__(self) -> None:
         self._proxy: WsgiApp | None = None
 
-    def edge_app(self) -> WsgiApp:
+    def edge_app(self, moto: WsgiApp) -> WsgiApp:
         if self._proxy is None:
             from emulator.objectstore.proxy import S3Proxy
 
