@@ -228,5 +228,9 @@ def test_container_environment_has_no_host_credentials(tmp_path: Path, monkeypat
     assert "host" not in json.dumps(env).lower()
     bare = container_environment(None, settings, broker)
     assert "AWS_CONTAINER_CREDENTIALS_FULL_URI" not in bare and bare["AWS_ENDPOINT_URL"]
+    # With an external S3 too, containers reach S3 through the gateway (the edge signs for the store).
+    external = Settings(port=4570, home=tmp_path, s3_endpoint="http://127.0.0.1:9100")
+    assert container_environment("arn:aws:iam::123456789012:role/R", external, broker)["AWS_ENDPOINT_URL_S3"] \
+        == "http://169.254.170.2:4570"
 
 
