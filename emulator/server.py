@@ -71,12 +71,14 @@ class EmulatorServer:
         self.settings = settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.home_lock = HomeLock(settings.home).acquire()
-        self.object_store = self.aws_state = None
+        self.object_store: ObjectStore | None = None
+        self.aws_state: AwsState | None = None
         try:
             self.object_store = open_store(settings)
             self.object_store.start()  # MinIO starts while the journal replays and the platform builds
             self.aws_state = AwsState(settings.state_dir / "aws-journal.jsonl")
             self.app, self.platform = build_application(settings, self.object_store, self.aws_state)
+            self.object_store.wait_ready()
         except BaseException:
             self._release()
             raise

@@ -43,7 +43,10 @@ class ObjectStore:
     durable = False
 
     def start(self) -> None:
-        """Make the store answer (no-op unless the emulator runs it)."""
+        """Start the store if the emulator runs it (returns at once; see :meth:`wait_ready`)."""
+
+    def wait_ready(self) -> None:
+        """Return once the store answers (raises StoreUnavailable when it does not)."""
 
     def stop(self) -> None:
         """Stop what :meth:`start` started."""
@@ -128,7 +131,10 @@ class MinioStore(_ProxiedStore):
         return self.server.endpoint
 
     def start(self) -> None:
-        self.server.start()
+        self.server.start(wait=False)
+
+    def wait_ready(self) -> None:
+        self.server.wait_ready()
 
     def stop(self) -> None:
         self.server.stop()
