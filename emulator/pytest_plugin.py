@@ -17,7 +17,9 @@ Fixtures (all session-scoped, started on first use, removed at the end of the se
     point at another store.
 ``smemu_emulator_env``
     Extra environment for the emulator container (empty by default); override it to configure
-    the emulator, e.g. ``{"SMEMU_S3_ENDPOINT": ...}``.
+    the emulator, e.g. ``{"SMEMU_S3_ENDPOINT": ...}``. Without an S3 setting the container's
+    emulator uses ``SMEMU_S3_STORE=memory`` (moto's in-memory S3: fine for one test session,
+    not durable), because the image carries no MinIO binary.
 ``smemu_emulator_container``
     The emulator's image (``smemu/emulator:latest``, ``SMEMU_EMULATOR_IMAGE``) as a container
     that drives this machine's Docker engine through the mounted socket. Yields an
@@ -255,19 +257,13 @@ class EmulatorContainer:
     environment: dict[str, str] = field(default_factory=dict)
 
     def client(self, service: str, **config: Any) -> Any:
-        """A boto3 client for ``service`` against the emulator (S3 goes to the external store when set)."""
+        """A boto3 client for ``service`` against the emulator (S3 too: the edge relays it to the store)."""
         import boto3
         from botocore.config import Config
 
-        endpoint = self.url
-        key = secret = "test"
-        if service == "s3" and self.environment.get("SMEMU_S3_ENDPOINT"):
-            endpoint = self.environment["SMEMU_S3_ENDPOINT"]
-            key = self.environment.get("SMEMU_S3_ACCESS_KEY", DEFAULT_ACCESS_KEY)
-            secret = self.environment.get("SMEMU_S3_SECRET_KEY", DEFAULT_SECRET_KEY)
         return boto3.session.Session().client(  # type: ignore[call-overload]
-            service, endpoint_url=endpoint, region_name="us-east-1",
-            aws_access_key_id=key, aws_secret_access_key=secret, config=Config(**config),
+            service, endpoint_url=self.url, region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test", config=Config(**config),
         )
 
     def logs(self) -> str:
@@ -433,6 +429,9 @@ def start_emulator(image: str, home: Path, environment: dict[str, str] | None = 
     port = port or _free_port()
     home.mkdir(parents=True, exist_ok=True)
     env = {"SMEMU_HOME": str(home), "SMEMU_PORT": str(port), **(environment or {})}
+    if "SMEMU_S3_ENDPOINT" not in env and "SMEMU_S3_STORE" not in env:
+        # The image has no MinIO binary; a test session's emulator needs no durable S3.
+        env["SMEMU_S3_STORE"] = "memory"
     socket_path = os.environ.get("SMEMU_DOCKER_SOCKET", "/var/run/docker.sock")
     container = DockerContainer(image).with_command(["--host", "127.0.0.1", "--port", str(port)])
     for key, value in env.items():
