@@ -346,20 +346,16 @@ class MinioProcess:
                  "--address", f"127.0.0.1:{self.port}", "--console-address", f"127.0.0.1:{console}"],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True)
+        from emulator.objectstore.minio import answers_ok
+
         deadline = time.monotonic() + timeout
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while True:
-            try:
-                with opener.open(f"{self.endpoint.url}/minio/health/live", timeout=1) as response:
-                    if response.status == 200:
-                        return self.endpoint
-            except OSError:
-                pass
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                output = self._log.read_text(errors="replace")[-4000:]
-                self.stop()
-                raise RuntimeError(f"MinIO ({self.binary}) did not answer on {self.endpoint.url}:\n{output}")
-            time.sleep(0.1)
+        process = self._process
+        if answers_ok(f"{self.endpoint.url}/minio/health/live",
+                      lambda: process.poll() is not None or time.monotonic() > deadline, interval=0.1):
+            return self.endpoint
+        output = self._log.read_text(errors="replace")[-4000:]
+        self.stop()
+        raise RuntimeError(f"MinIO ({self.binary}) did not answer on {self.endpoint.url}:\n{output}")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its data when it was ours."""

@@ -38,6 +38,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,21 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def answers_ok(url: str, gave_up: Callable[[], bool], interval: float = 0.05) -> bool:
+    """Poll ``url`` until it answers 200 (True) or ``gave_up()`` says to stop (False)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while True:
+        try:
+            with opener.open(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        if gave_up():
+            return False
+        time.sleep(interval)
+
+
 def _pid_runs_minio_on(pid: int, data_dir: Path) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -160,21 +176,16 @@ class ManagedMinio:
     def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Poll MinIO's readiness probe until it answers 200, the process exits, or time runs out."""
         deadline = time.monotonic() + timeout
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while True:
-            try:
-                with opener.open(f"{self.endpoint.url}/minio/health/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
+
+        def gave_up() -> bool:
             process = self._process
             exited = process is not None and process.poll() is not None and self.restarts == 0
-            if exited or time.monotonic() > deadline:
-                self.stop()
-                raise StoreUnavailable(f"MinIO ({self.binary}) did not become ready on {self.endpoint.url} "
-                                       f"within {timeout:.0f} s; its log ({self.log_path}) ends:\n{self.log_tail()}")
-            time.sleep(0.05)
+            return exited or time.monotonic() > deadline
+
+        if not answers_ok(f"{self.endpoint.url}/minio/health/ready", gave_up):
+            self.stop()
+            raise StoreUnavailable(f"MinIO ({self.binary}) did not become ready on {self.endpoint.url} "
+                                   f"within {timeout:.0f} s; its log ({self.log_path}) ends:\n{self.log_tail()}")
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop MinIO (SIGTERM, then SIGKILL after ``grace`` seconds) and its supervisor."""
