@@ -195,13 +195,20 @@ def small_puts(serve: Serve, bucket: str, count: int = 200) -> tuple[float, floa
     return statistics.median(latencies) * 1000, cpu * 1000
 
 
-def measure(serve: Serve, bucket: str) -> dict[str, float]:
-    serve.stop()
-    restart = serve.start()
+def measure(serve: Serve, bucket: str, restarts: int = 3) -> dict[str, float]:
+    """Restart (median of ``restarts``; after sync(2), so the fill's writeback is not timed) and measure."""
+    os.sync()
+    times, store_times = [], []
+    for _ in range(restarts):
+        serve.stop()
+        times.append(serve.start())
+        store_times.append(serve.health()["s3"].get("ready_seconds") or float("nan"))
+    restart = statistics.median(times)
     latency, cpu = small_puts(serve, bucket)
     health = serve.health()
     assert serve.process is not None
-    return {"restart_s": restart, "emulator_mib": rss_mib(serve.process.pid),
+    return {"restart_s": restart, "store_ready_s": statistics.median(store_times),
+            "emulator_mib": rss_mib(serve.process.pid),
             "store_mib": rss_mib(health["s3"].get("pid")), "put_ms": latency, "put_cpu_ms": cpu}
 
 
@@ -226,7 +233,8 @@ def stored_costs(root: Path, store: str, sizes: list[float]) -> list[tuple[float
                 fill(edge, "bench", size, 0.0)
                 latency, cpu = small_puts(serve, "bench")
                 assert serve.process is not None
-                rows.append((size, {"restart_s": restart, "emulator_mib": rss_mib(serve.process.pid),
+                rows.append((size, {"restart_s": restart, "store_ready_s": float("nan"),
+                                    "emulator_mib": rss_mib(serve.process.pid),
                                     "store_mib": float("nan"), "put_ms": latency, "put_cpu_ms": cpu}))
     finally:
         serve.stop()
@@ -239,51 +247,58 @@ def main() -> None:
     parser.add_argument("--sizes-gib", default="0,1,10")
     parser.add_argument("--transfer-mib", type=int, default=256)
     parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--stores", default="minio,memory", help="stores of the second table")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     sizes = [float(s) for s in args.sizes_gib.split(",")]
     root = Path(tempfile.mkdtemp(prefix="smemu-bench-s3-"))
     try:
         print(f"machine: {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') >> 30} GiB"
               f" RAM; data in {root}", flush=True)
-        print(f"\nThroughput, {args.clients} client processes x {args.transfer_mib} MiB (MB/s; ratio to file copy)")
-        write, read = file_copy(root, args.transfer_mib, args.clients)
-        rows = [("plain file copy (write+fsync / read)", write, read)]
-        for store in ("minio", "memory"):
-            serve = Serve(root / f"tp-{store}", store)
-            serve.home.mkdir()
-            try:
-                serve.start()
-                s3_client(serve.url, "test", "test").create_bucket(Bucket="throughput")
-                if store == "minio":
-                    endpoint = serve.health()["s3"]["endpoint"]
-                    credentials = json.loads((serve.home / "state" / "s3-credentials.json").read_text())
-                    rows.append(("MinIO directly (the store's own speed)", *throughput(
-                        endpoint, credentials["access_key"], credentials["secret_key"], "throughput", args.transfer_mib,
-                        args.clients)))
-                    rows.append(("edge port -> MinIO (default store)", *throughput(
-                        serve.url, "test", "test", "throughput", args.transfer_mib, args.clients)))
-                else:
-                    rows.append(("edge port -> moto in memory (SMEMU_S3_STORE=memory)", *throughput(
-                        serve.url, "test", "test", "throughput", args.transfer_mib, args.clients)))
-            finally:
-                serve.stop()
-                shutil.rmtree(serve.home, ignore_errors=True)
-        print(f"| {'path':<52} | {'PUT MB/s':>9} | {'ratio':>6} | {'GET MB/s':>9} | {'ratio':>6} |")
-        print(f"|{'-' * 54}|{'-' * 11}|{'-' * 8}|{'-' * 11}|{'-' * 8}|")
-        for name, put, get in rows:
-            print(f"| {name:<52} | {put:>9.0f} | {put / write:>6.2f} | {get:>9.0f} | {get / read:>6.2f} |", flush=True)
-
-        print("\nStored data versus cost (restart: SIGTERM, start, until S3 answers through the edge; "
+        if not args.skip_throughput:
+            print_throughput(root, args.transfer_mib, args.clients)
+        print("\nStored data versus cost (restart: median of 3, SIGTERM, start, until S3 answers through the edge; "
               "small PUT: 1 KiB through the edge)")
         print(f"| {'store':<8} | {'stored GiB':>10} | {'emulator RSS MiB':>16} | {'MinIO RSS MiB':>13} | "
-              f"{'restart s':>9} | {'small PUT p50 ms':>16} | {'emulator CPU ms/PUT':>19} |")
-        print(f"|{'-' * 10}|{'-' * 12}|{'-' * 18}|{'-' * 15}|{'-' * 11}|{'-' * 18}|{'-' * 21}|")
-        for store in ("minio", "memory"):
+              f"{'restart s':>9} | {'MinIO ready s':>13} | {'small PUT p50 ms':>16} | {'emulator CPU ms/PUT':>19} |")
+        print(f"|{'-' * 10}|{'-' * 12}|{'-' * 18}|{'-' * 15}|{'-' * 11}|{'-' * 15}|{'-' * 18}|{'-' * 21}|")
+        for store in args.stores.split(","):
             for size, row in stored_costs(root, store, sizes):
                 print(f"| {store:<8} | {size:>10.0f} | {row['emulator_mib']:>16.0f} | {row['store_mib']:>13.0f} | "
-                      f"{row['restart_s']:>9.2f} | {row['put_ms']:>16.2f} | {row['put_cpu_ms']:>19.2f} |", flush=True)
+                      f"{row['restart_s']:>9.2f} | {row['store_ready_s']:>13.2f} | {row['put_ms']:>16.2f} | "
+                      f"{row['put_cpu_ms']:>19.2f} |", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def print_throughput(root: Path, mib: int, clients: int) -> None:
+    """The first table: file copy, MinIO directly, the edge to MinIO, the edge to moto's memory."""
+    print(f"\nThroughput, {clients} client processes x {mib} MiB (MB/s; ratio to file copy)")
+    write, read = file_copy(root, mib, clients)
+    rows = [("plain file copy (write+fsync / read)", write, read)]
+    for store in ("minio", "memory"):
+        serve = Serve(root / f"tp-{store}", store)
+        serve.home.mkdir()
+        try:
+            serve.start()
+            s3_client(serve.url, "test", "test").create_bucket(Bucket="throughput")
+            if store == "minio":
+                endpoint = serve.health()["s3"]["endpoint"]
+                credentials = json.loads((serve.home / "state" / "s3-credentials.json").read_text())
+                rows.append(("MinIO directly (the store's own speed)", *throughput(
+                    endpoint, credentials["access_key"], credentials["secret_key"], "throughput", mib, clients)))
+                rows.append(("edge port -> MinIO (default store)", *throughput(
+                    serve.url, "test", "test", "throughput", mib, clients)))
+            else:
+                rows.append(("edge port -> moto in memory (SMEMU_S3_STORE=memory)", *throughput(
+                    serve.url, "test", "test", "throughput", mib, clients)))
+        finally:
+            serve.stop()
+            shutil.rmtree(serve.home, ignore_errors=True)
+    print(f"| {'path':<52} | {'PUT MB/s':>9} | {'ratio':>6} | {'GET MB/s':>9} | {'ratio':>6} |")
+    print(f"|{'-' * 54}|{'-' * 11}|{'-' * 8}|{'-' * 11}|{'-' * 8}|")
+    for name, put, get in rows:
+        print(f"| {name:<52} | {put:>9.0f} | {put / write:>6.2f} | {get:>9.0f} | {get / read:>6.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -156,6 +156,9 @@ class ManagedMinio:
         self._supervisor: threading.Thread | None = None
         self.restarts = 0
         """How often MinIO had to be restarted after exiting on its own."""
+        self.ready_seconds: float | None = None
+        """Seconds from starting MinIO to its first ready answer (restart time's share of the store)."""
+        self._spawned_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -164,6 +167,7 @@ class ManagedMinio:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.certs_dir.mkdir(parents=True, exist_ok=True)
         self._kill_leftover()
+        self._spawned_at = time.monotonic()
         self._supervisor = threading.Thread(target=self._supervise, name="smemu-minio", daemon=True)
         self._supervisor.start()
         self._started.wait(timeout)
@@ -186,6 +190,8 @@ class ManagedMinio:
             self.stop()
             raise StoreUnavailable(f"MinIO ({self.binary}) did not become ready on {self.endpoint.url} "
                                    f"within {timeout:.0f} s; its log ({self.log_path}) ends:\n{self.log_tail()}")
+        if self.ready_seconds is None:
+            self.ready_seconds = time.monotonic() - self._spawned_at
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop MinIO (SIGTERM, then SIGKILL after ``grace`` seconds) and its supervisor."""

@@ -148,8 +148,9 @@ class MinioStore(_ProxiedStore):
         _syncfs(self.data_dir)
 
     def describe(self) -> dict[str, Any]:
+        ready = self.server.ready_seconds
         return {**super().describe(), "pid": self.server.pid, "restarts": self.server.restarts,
-                "data": str(self.data_dir)}
+                "ready_seconds": None if ready is None else round(ready, 3), "data": str(self.data_dir)}
 
 
 def _syncfs(folder: Path) -> None:
