@@ -42,7 +42,16 @@ WsgiApp = Callable[..., Iterable[bytes]]
 
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Search", "BatchGet", "Filter", "Lookup", "Simulate",
                  "Query", "Scan", "Select", "Test", "Validate", "Preview", "Estimate")
-"""Operation names that only read. Everything else is journaled."""
+"""Operation names that only read. Everything else is journaled, except :data:`MESSAGES`."""
+
+MESSAGES = frozenset({
+    "Publish", "PublishBatch", "SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage",
+    "DeleteMessageBatch", "ChangeMessageVisibility", "ChangeMessageVisibilityBatch", "PurgeQueue",
+    "Invoke", "InvokeAsync", "InvokeWithResponseStream",
+})
+"""Messages and invocations: traffic, not state. Replaying them would deliver or run them again (and
+an SQS long poll would hold the journal's lock), so topics, subscriptions and queues are kept and
+the messages that were in flight at a restart are not."""
 
 DIRECT_WRITES = {
     "logs.put_log_events": "emulator.cloudwatch:apply_log_events",
@@ -74,11 +83,11 @@ def operation_name(environ: dict[str, Any], body: bytes) -> str | None:
 
 
 def is_change(environ: dict[str, Any], body: bytes) -> bool:
-    """Whether a request to moto may change its state (see READ_PREFIXES)."""
+    """Whether a request to moto changes state worth keeping (see READ_PREFIXES and MESSAGES)."""
     operation = operation_name(environ, body)
     if operation is None:
         return str(environ.get("REQUEST_METHOD", "GET")).upper() not in ("GET", "HEAD", "OPTIONS")
-    return not operation.startswith(READ_PREFIXES)
+    return not operation.startswith(READ_PREFIXES) and operation not in MESSAGES
 
 
 def _resolve(name: str) -> Callable[..., Any]:

@@ -64,6 +64,9 @@ def test_a_newer_or_foreign_journal_is_refused(tmp_path: Path) -> None:
     ({"REQUEST_METHOD": "POST", "PATH_INFO": "/service/GraniteServiceVersion20100801/operation/PutMetricData"},
      b"", True),
     ({"REQUEST_METHOD": "GET", "PATH_INFO": "/2015-03-31/functions"}, b"", False),
+    ({"HTTP_X_AMZ_TARGET": "AmazonSQS.ReceiveMessage"}, b"", False),  # a message, not state
+    ({"CONTENT_TYPE": "application/x-www-form-urlencoded", "REQUEST_METHOD": "POST"}, b"Action=Publish", False),
+    ({"CONTENT_TYPE": "application/x-www-form-urlencoded", "REQUEST_METHOD": "POST"}, b"Action=Subscribe", True),
     ({"REQUEST_METHOD": "DELETE", "PATH_INFO": "/2015-03-31/functions/f"}, b"", True),
 ])
 def test_what_counts_as_a_change(environ: dict[str, str], body: bytes, change: bool) -> None:
