@@ -1,4 +1,4 @@
-"""``smemu``: serve the emulator, check the machine, follow logs."""
+"""``smemu``: serve the emulator, check the machine and containers; ``status``/``logs`` are in cli_observe.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from emulator.config import Settings, load_settings
@@ -142,66 +142,27 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_base_image(args: argparse.Namespace) -> int:
-    """Build the offline base image with the project's script."""
-    from emulator.doctor import REPO_ROOT
+    """Build the offline base image with the script that ships inside the package."""
+    from importlib import resources
 
-    script = REPO_ROOT / "scripts" / "build-base-image"
     env = dict(os.environ)
     if args.image:
         env["SMEMU_BASE_IMAGE"] = args.image
-    return subprocess.call([str(script)], env=env)
-
-
-def cmd_logs(args: argparse.Namespace) -> int:
-    """Print (and with --follow keep printing) a job's or endpoint's CloudWatch logs."""
-    import boto3
-
-    settings = _settings(args)
-    client = boto3.client(
-        "logs",
-        endpoint_url=settings.endpoint_url,
-        region_name=settings.region,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    group, prefix = _log_location(args.name, args.kind)
-    seen: dict[str, str | None] = {}
-    while True:
-        try:
-            streams = client.describe_log_streams(logGroupName=group, logStreamNamePrefix=prefix)["logStreams"]
-        except client.exceptions.ResourceNotFoundException:
-            streams = []
-        for stream in streams:
-            name = stream["logStreamName"]
-            kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": name, "startFromHead": True}
-            if seen.get(name):
-                kwargs["nextToken"] = seen[name]
-            page = client.get_log_events(**kwargs)
-            for event in page["events"]:
-                print(f"{name} {event['message']}", flush=True)
-            seen[name] = page.get("nextForwardToken")
-        if not args.follow:
-            return 0 if streams else 1
-        time.sleep(1)
+    with resources.as_file(resources.files("emulator") / "resources" / "build-base-image") as script:
+        return subprocess.call(["bash", str(script), *(["--force"] if args.force else [])], env=env)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Print what a multi-model endpoint has loaded, per instance, with its cache counters."""
     import json
-    import urllib.error
     import urllib.parse
-    import urllib.request
 
-    settings = _settings(args)
-    url = f"{settings.endpoint_url}/_smemu/endpoints/{urllib.parse.quote(args.name, safe='')}/models"
+    from emulator.cli_observe import CliError, emulator_url, get_json
+
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            view = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        print(json.loads(exc.read() or b"{}").get("message") or f"HTTP {exc.code}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"no emulator answers on {settings.endpoint_url} ({exc})", file=sys.stderr)
+        view = get_json(emulator_url(args), f"/_smemu/endpoints/{urllib.parse.quote(args.name, safe='')}/models")
+    except CliError as exc:
+        print(f"smemu: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(view, indent=2) if args.json else "\n".join(format_models(view)))
     return 0
@@ -236,17 +197,6 @@ def format_models(view: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _log_location(name: str, kind: str) -> tuple[str, str]:
-    if kind == "endpoint":
-        return f"/aws/sagemaker/Endpoints/{name}", ""
-    groups = {
-        "training": "/aws/sagemaker/TrainingJobs",
-        "processing": "/aws/sagemaker/ProcessingJobs",
-        "transform": "/aws/sagemaker/TransformJobs",
-    }
-    return groups[kind], f"{name}/"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``smemu`` argument parser."""
     parser = argparse.ArgumentParser(prog="smemu", description="Local emulator of Amazon SageMaker's container platform.")
@@ -276,24 +226,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     base = sub.add_parser("base-image", help="build the offline base image (smemu-base/python:3.11)")
     base.add_argument("--image", help="tag to build (SMEMU_BASE_IMAGE)")
+    base.add_argument("--force", action="store_true", help="rebuild it even if it exists")
     base.set_defaults(func=cmd_base_image)
-
-    logs = sub.add_parser("logs", help="print a job's or endpoint's logs")
-    logs.add_argument("name")
-    logs.add_argument("--kind", choices=["training", "processing", "transform", "endpoint"], default="training")
-    logs.add_argument("-f", "--follow", action="store_true")
-    logs.add_argument("--port", type=int)
-    logs.set_defaults(func=cmd_logs)
 
     models = sub.add_parser("models", help="show what a multi-model endpoint has loaded, with cache counters")
     models.add_argument("name", help="endpoint name")
-    models.add_argument("--port", type=int)
+    models.add_argument("--port", type=int, help="the emulator's port on localhost")
+    models.add_argument("--endpoint-url", help="the emulator's URL (default: AWS_ENDPOINT_URL, else SMEMU_PORT)")
     models.add_argument("--json", action="store_true", help="print the raw view as JSON")
     models.set_defaults(func=cmd_models)
 
-    from emulator import cli_ecr
+    from emulator import cli_check, cli_ecr, cli_observe
 
+    cli_observe.register(sub)
     cli_ecr.register(sub)
+    cli_check.register(sub)
     return parser
 
 

@@ -33,6 +33,38 @@ def parse_bool(value: str | None, default: bool = False) -> bool:
     raise ValueError(f"not a boolean: {value!r} (use one of {sorted(_TRUE | _FALSE - {''})})")
 
 
+RUNTIMES = ("docker", "kubernetes")
+"""SMEMU_RUNTIME's values: where containers run (emulator/runtime/factory.py)."""
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """How the Kubernetes backend uses its cluster (SMEMU_RUNTIME=kubernetes; docs/kubernetes.md).
+
+    The cluster itself is the standard ``KUBECONFIG`` (or the in-cluster service account).
+    """
+
+    namespace: str = "smemu"
+    """SMEMU_KUBE_NAMESPACE: where pods, Services and NetworkPolicies go (created when missing)."""
+    helper_image: str = "busybox:1.35"
+    """SMEMU_KUBE_HELPER_IMAGE: an image with sh, tar, head and kill that stages folders into pods
+    and copies them out (the local cluster has Debian's static busybox under this name)."""
+    images: str = "auto"
+    """SMEMU_KUBE_IMAGES: how images built on this machine reach the cluster: ``containerd:SOCKET``
+    (loaded into that containerd: the local cluster), ``registry:HOST:PORT`` (pushed there; the
+    cluster pulls from it), ``cluster`` (used as named; the cluster pulls them), ``auto`` (the
+    local cluster's containerd when the kubeconfig is scripts/kube's, else ``cluster``)."""
+    request_fraction: float = 1.0
+    """SMEMU_KUBE_REQUEST_FRACTION: pods request this fraction of their instance's CPU and memory
+    (1: requests equal limits, an instance to itself as on SageMaker; less lets a small cluster
+    run more hosts than it has cores)."""
+    network_policy: bool = False
+    """SMEMU_KUBE_NETWORK_POLICY: the cluster enforces NetworkPolicy, so network isolation can be
+    honoured with one; without it, isolated jobs are refused (the local cluster does not enforce)."""
+    start_timeout_seconds: float = 600.0
+    """SMEMU_KUBE_START_TIMEOUT_SECONDS: how long a pod may take to be scheduled and started."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """The emulator's configuration. Each field maps to one ``SMEMU_*`` variable."""
@@ -111,6 +143,13 @@ class Settings:
     disk); the least recently used is unloaded and deleted beyond it. Unset: no count limit."""
     mme_cache_bytes: int | None = None
     """SMEMU_MME_CACHE_BYTES: at most this many extracted model bytes per multi-model instance."""
+    runtime: str = "docker"
+    """SMEMU_RUNTIME: where containers run: ``docker`` (this machine's engine) or ``kubernetes``."""
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    """SMEMU_KUBE_*: the Kubernetes backend's settings."""
+    endpoint_health_check_seconds: float = 5.0
+    """SMEMU_ENDPOINT_HEALTH_CHECK_SECONDS: how often InService endpoint instances are checked
+    (container running, GET /ping); a failed instance is replaced. 0 turns the checks off."""
 
     @property
     def state_dir(self) -> Path:
@@ -190,6 +229,36 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             text("TRAINING_CHECKPOINT_SYNC_SECONDS", str(defaults.training_checkpoint_sync_seconds))),
         mme_cache_models=int(env["SMEMU_MME_CACHE_MODELS"]) if env.get("SMEMU_MME_CACHE_MODELS") else None,
         mme_cache_bytes=int(env["SMEMU_MME_CACHE_BYTES"]) if env.get("SMEMU_MME_CACHE_BYTES") else None,
+        endpoint_health_check_seconds=float(
+            text("ENDPOINT_HEALTH_CHECK_SECONDS", str(defaults.endpoint_health_check_seconds))),
+        runtime=_runtime(env.get("SMEMU_RUNTIME")),
+        kubernetes=_kubernetes(env),
+    )
+
+
+def _runtime(value: str | None) -> str:
+    word = (value or "docker").strip().lower()
+    if word not in RUNTIMES:
+        raise ValueError(f"SMEMU_RUNTIME must be one of {', '.join(RUNTIMES)} (got {value!r})")
+    return word
+
+
+def _kubernetes(env: Mapping[str, str]) -> KubernetesSettings:
+    defaults = KubernetesSettings()
+    images = env.get("SMEMU_KUBE_IMAGES") or defaults.images
+    if images not in ("auto", "cluster") and not images.startswith(("containerd:", "registry:")):
+        raise ValueError(f"SMEMU_KUBE_IMAGES must be auto, cluster, containerd:SOCKET or registry:HOST:PORT "
+                         f"(got {images!r})")
+    fraction = float(env.get("SMEMU_KUBE_REQUEST_FRACTION") or defaults.request_fraction)
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"SMEMU_KUBE_REQUEST_FRACTION must be between 0 and 1 (got {fraction})")
+    return KubernetesSettings(
+        namespace=env.get("SMEMU_KUBE_NAMESPACE") or defaults.namespace,
+        helper_image=env.get("SMEMU_KUBE_HELPER_IMAGE") or defaults.helper_image,
+        images=images,
+        request_fraction=fraction,
+        network_policy=parse_bool(env.get("SMEMU_KUBE_NETWORK_POLICY"), False),
+        start_timeout_seconds=float(env.get("SMEMU_KUBE_START_TIMEOUT_SECONDS") or defaults.start_timeout_seconds),
     )
 
 

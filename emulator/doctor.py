@@ -46,7 +46,8 @@ def check_base_image(client: object | None, settings: Settings) -> Check:
     try:
         image = client.images.get(settings.base_image)  # type: ignore[attr-defined]
     except Exception:
-        return Check("base image", False, f"{settings.base_image} missing", f"sudo {_script('build-base-image')}")
+        return Check("base image", False, f"{settings.base_image} missing",
+                     "sudo smemu base-image (needs mmdebstrap), or build FROM an image you can pull")
     return Check("base image", True, f"{settings.base_image} {image.short_id}")
 
 

@@ -20,6 +20,7 @@ Hierarchy::
           ├── SerializationException        400  body is not JSON, or a member has the wrong type
           ├── AccessDeniedException         400
           ├── ThrottlingException           400  (boto3 retries it)
+          ├── OperationNotSupported         501  code NotImplemented: a refused operation (never retried)
           ├── InternalFailure               500  both services: a bug of ours
           │   runtime (sagemaker-runtime, rest-json)
           ├── ValidationError               400  note: not ValidationException
@@ -130,6 +131,18 @@ class ThrottlingException(ServiceError):
     """Too many requests; boto3's retry handlers retry this code."""
 
     code = "ThrottlingException"
+
+
+class OperationNotSupported(ServiceError):
+    """An operation the emulator neither executes nor stores faithfully: refused at once.
+
+    501 with code ``NotImplemented`` (S3's name for the same answer): botocore retries 500,
+    502, 503 and 504 and throttling codes, never 501, so a refused call costs one round trip
+    instead of five attempts with back-off.
+    """
+
+    code = "NotImplemented"
+    status = 501
 
 
 class InternalFailure(ServiceError):
@@ -278,6 +291,7 @@ __all__ = [
     "ModelError",
     "ModelNotReadyException",
     "ModelStreamError",
+    "OperationNotSupported",
     "ResourceInUse",
     "ResourceLimitExceeded",
     "ResourceNotFound",

@@ -8,12 +8,14 @@ restart) and ``stop()`` hooks.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Callable, Mapping
 
 from emulator.config import Settings
 from emulator.context import CallContext
 from emulator.objectstore import ObjectStore
+from emulator.runtime.spec import EngineUnavailable, RuntimeBackend, RuntimeError_
 from emulator.s3 import S3Store
 from emulator.store import Store
 
@@ -41,6 +43,36 @@ class Platform:
         self.credentials = CredentialBroker.from_settings(settings)
         self.gateway_url: str | None = None
         """Where containers reach the emulator; set by the server once the container gateway listens."""
+        from emulator.runtime.factory import backend_for
+        from emulator.runtime.lazy import LazyBackend
+
+        self.backend_factory: Callable[[], RuntimeBackend] = lambda: backend_for(settings)
+        """Makes the runtime backend SMEMU_RUNTIME names (emulator/runtime/factory.py)."""
+        self.backend: RuntimeBackend = LazyBackend(self.backend_factory)
+        """The runtime backend the services are given (connected on first use)."""
+
+    def resolve_image(self, image: str) -> str:
+        """The image reference to run: emulator/images.py's policy, then the backend's exact lookup.
+
+        Raises ImageNotFound (``images.MissingImage``, with ``reason(kind)``) naming the image,
+        or EngineUnavailable.
+        """
+        from emulator.images import resolver_for
+
+        if self.settings.runtime == "kubernetes":  # the backend applies the policy for its cluster
+            return self.backend.ensure_image(image)
+        try:
+            resolved = resolver_for(self.settings).resolve(image)
+        except RuntimeError_:
+            raise
+        except Exception as exc:  # docker-py could not reach the engine to look the image up
+            raise EngineUnavailable(f"looking up image {image}: cannot reach the Docker engine ({exc})") from exc
+        return self.backend.ensure_image(resolved)
+
+    @property
+    def home_id(self) -> str:
+        """The emulator home's id in every container, network and volume label (``smemu.home``)."""
+        return hashlib.sha1(str(self.settings.home.resolve()).encode()).hexdigest()[:12]
 
     def check_role(self, role_arn: str | None, operation: str, ctx: CallContext, source_arn: str | None = None) -> None:
         """SageMaker's ValidationException unless SageMaker could assume the role (emulator/iam.py)."""
@@ -93,32 +125,41 @@ class Platform:
 
 
 def build_platform(settings: Settings, object_store: ObjectStore | None = None) -> Platform:
-    """The platform with every service this build of the emulator has."""
+    """The platform with every service of the emulator.
+
+    Imports happen here, not at module import, so the gateway starts fast; an import that
+    fails stops the emulator with the error instead of leaving operations to someone else.
+    """
+    from emulator.hosting.service import HostingService
+    from emulator.processing.service import ProcessingService
+    from emulator.search import SearchService
     from emulator.tags import TagService
+    from emulator.training.service import TrainingService
+    from emulator.transform.service import TransformService
+    from emulator.tuning.service import TuningService
 
     platform = Platform(settings, object_store)
-    for factory in _service_factories():
-        platform.add_service(factory(platform))
+    training = TrainingService(platform)
+    training.container_environment = lambda request: platform.container_environment(request.get("RoleArn"))
+    platform.add_service(training)
+    platform.add_service(HostingService(platform))
+    platform.add_service(ProcessingService(platform, platform.backend))
+    platform.add_service(TransformService(platform, platform.backend))
+    platform.add_service(TuningService(platform, training))
     platform.add_service(TagService(platform.store))
-    for service in platform.services:
-        if hasattr(service, "container_environment"):  # TrainingService's hook: request -> env
-            service.container_environment = lambda request: platform.container_environment(request.get("RoleArn"))
+    platform.add_service(SearchService(platform.store))
     return platform
 
 
-def _service_factories() -> list[Callable[[Platform], object]]:
-    """Service constructors, imported lazily so the gateway starts fast."""
-    factories: list[Callable[[Platform], object]] = []
-    try:
-        from emulator.training.service import TrainingService
-    except ImportError:  # pragma: no cover - during the first builds of the package
-        log.debug("training service not available")
-    else:
-        factories.append(TrainingService)
-    try:
-        from emulator.hosting.service import HostingService
-    except ImportError:  # pragma: no cover
-        log.debug("hosting service not available")
-    else:
-        factories.append(HostingService)
-    return factories
+def service_classes() -> list[type]:
+    """The classes of every service :func:`build_platform` registers, in order (for docs/compatibility.md)."""
+    from emulator.hosting.service import HostingService
+    from emulator.processing.service import ProcessingService
+    from emulator.search import SearchService
+    from emulator.tags import TagService
+    from emulator.training.service import TrainingService
+    from emulator.transform.service import TransformService
+    from emulator.tuning.service import TuningService
+
+    return [TrainingService, HostingService, ProcessingService, TransformService, TuningService, TagService,
+            SearchService]

@@ -1,175 +1,120 @@
-"""pytest fixtures that start MinIO and the emulator as containers (pytest11 plugin ``smemu``).
+"""pytest fixtures for testing your own containers and SageMaker code against the emulator.
 
-Installed with the package, so any project's tests can use them::
+Installed with the package (pytest11 entry point ``smemu``); nothing but the package and a
+Docker engine is needed. The emulator starts once per session, on first use, on a free
+loopback port with a fresh home and the in-memory S3, and everything it started is removed at
+the end::
 
-    def test_my_container(smemu_emulator_container):
-        sm = smemu_emulator_container.client("sagemaker")
+    def test_training(smemu_boto3_session):
+        sm = smemu_boto3_session.client("sagemaker")   # talks to the session's emulator only
         ...
 
-Fixtures (all session-scoped, started on first use, removed at the end of the session):
+    def test_my_image_follows_the_contract(smemu_contract):
+        smemu_contract.assert_conforms("my-inference:latest", "serving")
 
-``smemu_minio``
-    MinIO in a container (testcontainers' ``MinioContainer``) from a **local** image,
-    ``smemu/minio:<pinned version>`` by default (``scripts/build-minio`` builds it; set
-    ``SMEMU_MINIO_IMAGE`` for another). Yields an :class:`S3Endpoint`.
-``smemu_s3_endpoint``
-    The S3 endpoint tests should use; MinIO by default. Override it in a ``conftest.py`` to
-    point at another store.
+Fixtures (session-scoped unless noted):
+
+``smemu_endpoint_url``, ``smemu_emulator``
+    The emulator's URL; its :class:`~emulator.contract.EmulatorTarget` (URL, home, settings).
+``smemu_boto3_session``
+    A ``boto3.Session`` (dummy credentials, us-east-1) whose every client goes to the emulator.
+``smemu_sagemaker_client``, ``smemu_runtime_client``, ``smemu_s3_client``, ``smemu_iam_client``, ``smemu_logs_client``
+    boto3 clients from that session.
+``smemu_role_arn``, ``smemu_bucket``
+    An IAM role SageMaker may assume, and a bucket.
+``smemu_sagemaker_session``
+    A SageMaker Python SDK ``Session`` with telemetry off and ``smemu_bucket`` as default
+    bucket, so nothing leaves the machine (needs the ``sagemaker`` package).
+``smemu_training_job``, ``smemu_endpoint`` (function-scoped factories)
+    ``smemu_training_job(image, hyperparameters=..., channels={"train": "data/"})`` runs a job and
+    returns its DescribeTrainingJob answer; ``smemu_endpoint(image, model="model/")`` deploys
+    and returns an endpoint to ``invoke``. Running jobs are stopped, endpoints deleted afterwards.
+``smemu_contract``
+    ``check(image, kind, **options)`` runs ``smemu check`` through the session's emulator and
+    returns the report; ``assert_conforms`` fails the test with the table when a rule fails.
 ``smemu_emulator_env``
-    Extra environment for the emulator container (empty by default); override it to configure
-    the emulator, e.g. ``{"SMEMU_S3_ENDPOINT": ...}``. Without an S3 setting the container's
-    emulator uses ``SMEMU_S3_STORE=memory`` (moto's in-memory S3: fine for one test session,
-    not durable), because the image carries no MinIO binary.
-``smemu_emulator_container``
-    The emulator's image (``smemu/emulator:latest``, ``SMEMU_EMULATOR_IMAGE``) as a container
-    that drives this machine's Docker engine through the mounted socket. Yields an
-    :class:`EmulatorContainer` with its URL and boto3 clients.
+    Extra ``SMEMU_*`` settings for the session's emulator (override it in a conftest.py), e.g.
+    ``{"SMEMU_TRAINING_STOP_GRACE_SECONDS": "10"}``.
 
-Images are never pulled: a missing image skips the test with a reason saying how to build it,
-and the reasons are repeated at the end of the session. Inside a checkout of this project
-the plugin builds missing images itself (``scripts/build-minio``, the repository's
-``Dockerfile``).
+Options (command line, or the same names in the ini file; environment variables in brackets):
+``--smemu-emulator=process|in-process|container`` [SMEMU_PYTEST_EMULATOR] runs the emulator
+as a child process (default), in the test process, or as its image in a container;
+``--smemu-url=URL`` [SMEMU_PYTEST_URL] uses an emulator already running instead;
+``--smemu-s3=memory|minio`` [SMEMU_PYTEST_S3] gives it MinIO (``smemu_minio``) instead of the
+in-memory S3.
 
-The reaper: testcontainers' Ryuk needs the image ``testcontainers/ryuk``, which an engine
-without a registry cannot pull. Unless the user chose (``TESTCONTAINERS_RYUK_DISABLED``), the
-plugin disables Ryuk when that image is not local and reaps by itself: every container it
-starts carries ``smemu.pytest.owner=<host>:<pid>``; finalizers remove them, and a session that
-starts removes those of sessions on this host whose process is gone (a crashed run).
-Testcontainers also gets ``TESTCONTAINERS_CONNECTION_MODE=docker_host`` and ``TC_HOST=127.0.0.1``
-for a local engine (ports are published on 127.0.0.1 only), unless set already.
-
-Contract checks (``smemu check``) will add their fixtures here.
+Container fixtures (testcontainers, local images only, never pulled): ``smemu_docker``, ``smemu_minio``,
+``smemu_s3_endpoint``, ``smemu_emulator_image``, ``smemu_emulator_container``
+(``emulator/testing/containers.py`` has the details). A missing image skips the test with
+a reason saying how to build it, repeated at the end of the session.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
-log = logging.getLogger(__name__)
+from emulator.testing.containers import (
+    DEFAULT_BASE_IMAGE,
+    DEFAULT_EMULATOR_IMAGE,
+    DEFAULT_MINIO_IMAGE,
+    MINIO_VERSION,
+    OWNER_LABEL,
+    EmulatorContainer,
+    MinioProcess,
+    S3Endpoint,
+    build_emulator_image,
+    configure_testcontainers,
+    docker_client,
+    ensure_minio_image,
+    image_present,
+    minio_binary,
+    owner_id,
+    project_root,
+    reap_orphans,
+    remove_emulator_leftovers,
+    start_emulator,
+    start_minio,
+    stop_quietly,
+    testcontainers_environment_defaults,
+)
 
-MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
-"""The MinIO release (Go module version) scripts/build-minio and docker-compose.yml pin."""
-DEFAULT_MINIO_IMAGE = f"smemu/minio:{MINIO_VERSION}"
-DEFAULT_EMULATOR_IMAGE = "smemu/emulator:latest"
-DEFAULT_BASE_IMAGE = "smemu-base/python:3.11"
-DEFAULT_ACCESS_KEY = "minioadmin"
-DEFAULT_SECRET_KEY = "minioadmin"
-OWNER_LABEL = "smemu.pytest.owner"
-KIND_LABEL = "smemu.kind"
-START_TIMEOUT = float(os.environ.get("SMEMU_PYTEST_START_TIMEOUT", "120"))
+__all__ = ["DEFAULT_BASE_IMAGE", "DEFAULT_EMULATOR_IMAGE", "DEFAULT_MINIO_IMAGE", "OWNER_LABEL", "EmulatorContainer",
+           "MinioProcess", "S3Endpoint", "build_emulator_image", "ensure_minio_image", "minio_binary", "owner_id",
+           "reap_orphans", "remove_emulator_leftovers", "start_emulator", "start_minio"]
+
+testcontainers_environment_defaults()  # before testcontainers is imported: it reads some at import
 
 _unavailable: list[str] = []
 """Why fixtures skipped in this session; repeated in the terminal summary."""
 
-
-# -- testcontainers configuration ------------------------------------------------------------
-
-
-def _local_engine() -> bool:
-    host = os.environ.get("DOCKER_HOST", "")
-    return not host or host.startswith(("unix://", "npipe://"))
-
-
-def _testcontainers_environment_defaults() -> None:
-    """Env defaults for testcontainers, set before it is imported (it reads some at import)."""
-    if _local_engine():
-        os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
-        os.environ.setdefault("TC_HOST", "127.0.0.1")
+_OPTIONS = {
+    "smemu_emulator": ("SMEMU_PYTEST_EMULATOR", "process",
+                       "run the emulator as a child 'process', 'in-process' or as its image in a 'container'"),
+    "smemu_url": ("SMEMU_PYTEST_URL", "", "use this running emulator instead of starting one"),
+    "smemu_s3": ("SMEMU_PYTEST_S3", "memory", "the emulator's S3: 'memory' (in-memory) or 'minio' (smemu_minio)"),
+}
 
 
-_testcontainers_environment_defaults()
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--smemu-emulator``, ``--smemu-url``, ``--smemu-s3`` and their ini counterparts."""
+    group = parser.getgroup("smemu", "sagemaker-emulator")
+    for name, (_env, default, text) in _OPTIONS.items():
+        group.addoption(f"--{name.replace('_', '-')}", dest=name, default=None, help=f"{text} (default {default!r})")
+        parser.addini(name, text, default=None)
 
 
-def owner_id() -> str:
-    """``<host>:<pid>`` of this test process, the value of :data:`OWNER_LABEL`."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _docker() -> Any:
-    import docker
-
-    return docker.from_env()
-
-
-def _image_present(client: Any, image: str) -> bool:
-    import docker.errors
-
-    try:
-        client.images.get(image)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
-
-
-def configure_testcontainers(client: Any | None = None) -> None:
-    """Settle the reaper and the connection mode on testcontainers' configuration object.
-
-    Ryuk stays on only when the user asked for it or its image is present locally (it cannot
-    be pulled here); otherwise it is disabled and this plugin's finalizers and owner sweep do
-    its job.
-    """
-    from testcontainers.core.config import ConnectionMode
-    from testcontainers.core.config import testcontainers_config as config
-
-    if "TESTCONTAINERS_RYUK_DISABLED" not in os.environ and "ryuk.disabled" not in config.tc_properties:
-        import docker.errors
-
-        try:
-            present = _image_present(client or _docker(), config.ryuk_image)
-        except docker.errors.DockerException:  # no engine: starting anything will fail anyway
-            present = False
-        if not present:
-            config.ryuk_disabled = True
-    if _local_engine():
-        if config.connection_mode_override is None:
-            config.connection_mode_override = ConnectionMode(os.environ["TESTCONTAINERS_CONNECTION_MODE"])
-        if not config.tc_host_override:
-            config.tc_host_override = os.environ["TC_HOST"]
-
-
-def reap_orphans(client: Any) -> int:
-    """Remove containers this plugin started in test processes on this host that are gone."""
-    import docker.errors
-
-    host = socket.gethostname()
-    removed = 0
-    for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
-        owner = container.labels.get(OWNER_LABEL, "")
-        owner_host, _, pid = owner.rpartition(":")
-        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
-            continue
-        try:
-            container.remove(force=True, v=True)
-            removed += 1
-        except docker.errors.APIError as exc:  # pragma: no cover - raced with another reaper
-            log.debug("could not remove orphan %s: %s", container.short_id, exc)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _option(config: pytest.Config, name: str) -> str:
+    env, default, _text = _OPTIONS[name]
+    value = config.getoption(name) or config.getini(name) or os.environ.get(env) or default
+    return str(value)
 
 
 def _skip(reason: str) -> NoReturn:
@@ -177,296 +122,151 @@ def _skip(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-# -- locating and building images ------------------------------------------------------------
+# -- the session's emulator -------------------------------------------------------------------------
 
 
-def _project_root(config: pytest.Config) -> Path | None:
-    """The root of a sagemaker-emulator checkout when the tests run in one, else None."""
-    root = Path(str(config.rootpath))
-    if (root / "emulator" / "pytest_plugin.py").is_file() and (root / "Dockerfile").is_file():
-        return root
-    return None
+@pytest.fixture(scope="session")
+def smemu_emulator_env() -> dict[str, str]:
+    """Extra SMEMU_* settings for the session's emulator (local or container); override to configure it."""
+    return {}
 
 
-def ensure_minio_image(client: Any, image: str, root: Path | None) -> str | None:
-    """The MinIO image, built with ``scripts/build-minio`` in a checkout; None with the reason logged."""
-    if _image_present(client, image):
-        return image
-    script = root / "scripts" / "build-minio" if root else None
-    if script is None or not script.is_file():
-        return None
-    env = dict(os.environ)
-    if image != DEFAULT_MINIO_IMAGE:
-        env["SMEMU_MINIO_IMAGE"] = image
-    subprocess.run([str(script)], check=False, env=env, stdin=subprocess.DEVNULL)
-    return image if _image_present(client, image) else None
+@pytest.fixture(scope="session")
+def smemu_session_env(request: pytest.FixtureRequest, smemu_emulator_env: dict[str, str]) -> dict[str, str]:
+    """``smemu_emulator_env`` plus MinIO's settings when ``--smemu-s3=minio``."""
+    store = _option(request.config, "smemu_s3")
+    if store not in ("memory", "minio"):
+        raise pytest.UsageError(f"--smemu-s3 must be memory or minio, not {store!r}")
+    env = dict(smemu_emulator_env)
+    if store == "minio":
+        env.update(request.getfixturevalue("smemu_minio").emulator_environment())
+    return env
 
 
-def build_emulator_image(client: Any, image: str, root: Path, base_image: str | None = None) -> None:
-    """Build the repository's Dockerfile as ``image`` (cached layers make a rebuild seconds).
+@pytest.fixture(scope="session")
+def smemu_emulator(request: pytest.FixtureRequest, smemu_session_env: dict[str, str]) -> Iterator[Any]:
+    """The session's emulator as an :class:`~emulator.contract.EmulatorTarget` (started on first use)."""
+    from emulator.contract.session import EmulatorTarget
+    from emulator.testing.local import MODES, LocalEmulator
 
-    The base is ``python:3.11-slim`` where it is present locally, else the offline base image
-    (nothing is pulled); ``--network host`` lets pip reach PyPI through the host's proxy.
-    """
-    if base_image is None:
-        offline = os.environ.get("SMEMU_BASE_IMAGE", DEFAULT_BASE_IMAGE)
-        base_image = "python:3.11-slim" if _image_present(client, "python:3.11-slim") else offline
-    if not _image_present(client, base_image):
-        raise RuntimeError(f"base image {base_image} is missing (scripts/install-docker builds it offline)")
-    client.images.build(path=str(root), tag=image, buildargs={"BASE_IMAGE": base_image},
-                        network_mode="host", rm=True, forcerm=True, pull=False)
-
-
-# -- results -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class S3Endpoint:
-    """An S3 store: where it is and how to sign for it."""
-
-    url: str
-    access_key: str = DEFAULT_ACCESS_KEY
-    secret_key: str = DEFAULT_SECRET_KEY
-    region: str = "us-east-1"
-
-    def client(self, **config: Any) -> Any:
-        """A boto3 S3 client for the store (path-style addressing, as MinIO expects)."""
-        import boto3
-        from botocore.config import Config
-
-        return boto3.session.Session().client(  # type: ignore[call-overload,no-any-return]
-            "s3", endpoint_url=self.url, region_name=self.region,
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-            config=Config(s3={"addressing_style": "path"}, **config),
-        )
-
-    def emulator_environment(self) -> dict[str, str]:
-        """The ``SMEMU_*`` variables that make an emulator use this store."""
-        return {"SMEMU_S3_ENDPOINT": self.url, "SMEMU_S3_ACCESS_KEY": self.access_key,
-                "SMEMU_S3_SECRET_KEY": self.secret_key}
-
-
-@dataclass
-class EmulatorContainer:
-    """The emulator running in a container on the host network."""
-
-    url: str
-    port: int
-    home: Path
-    container_id: str
-    environment: dict[str, str] = field(default_factory=dict)
-
-    def client(self, service: str, **config: Any) -> Any:
-        """A boto3 client for ``service`` against the emulator (S3 too: the edge relays it to the store)."""
-        import boto3
-        from botocore.config import Config
-
-        return boto3.session.Session().client(  # type: ignore[call-overload]
-            service, endpoint_url=self.url, region_name="us-east-1",
-            aws_access_key_id="test", aws_secret_access_key="test", config=Config(**config),
-        )
-
-    def logs(self) -> str:
-        """The container's output so far (for failure messages)."""
-        return str(_docker().containers.get(self.container_id).logs(tail=200).decode(errors="replace"))
-
-
-# -- starting containers -------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _labels(kind: str) -> dict[str, str]:
-    return {KIND_LABEL: kind, OWNER_LABEL: owner_id()}
-
-
-def start_minio(image: str, access_key: str = DEFAULT_ACCESS_KEY,
-                secret_key: str = DEFAULT_SECRET_KEY) -> tuple[Any, S3Endpoint]:
-    """Start MinIO with testcontainers' MinioContainer from a local ``image``; returns (container, endpoint).
-
-    The caller stops the container (``container.stop()``).
-    """
+    url = _option(request.config, "smemu_url")
+    if url:
+        home = os.environ.get("SMEMU_PYTEST_HOME")
+        yield EmulatorTarget(url.rstrip("/"), Path(home) if home else None)
+        return
+    mode = _option(request.config, "smemu_emulator")
+    if mode == "container":
+        handle = request.getfixturevalue("smemu_emulator_container")
+        yield EmulatorTarget(handle.url, handle.home)
+        return
+    if mode not in MODES:
+        raise pytest.UsageError(f"--smemu-emulator must be process, in-process or container, not {mode!r}")
+    emulator = LocalEmulator(mode, smemu_session_env)
+    target = emulator.start()
     try:
-        from testcontainers.community.minio import MinioContainer
-    except ImportError as exc:  # the minio SDK (testcontainers[minio]) is missing
-        raise RuntimeError(f"testcontainers' MinIO module cannot be imported ({exc}); "
-                           "pip install 'testcontainers[minio]'") from exc
-    container = MinioContainer(image=image, access_key=access_key, secret_key=secret_key)
-    # The MINIO_ACCESS_KEY pair the module sets is deprecated in MinIO; set the current one too.
-    container.with_env("MINIO_ROOT_USER", access_key).with_env("MINIO_ROOT_PASSWORD", secret_key)
-    container.ports[str(container.port)] = ("127.0.0.1", None)  # type: ignore[assignment]  # loopback only
-    container.with_kwargs(labels=_labels("minio"))
+        yield target
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def smemu_endpoint_url(smemu_emulator: Any) -> str:
+    """The URL of the session's emulator (``http://127.0.0.1:<port>``): AWS_ENDPOINT_URL for your code."""
+    return str(smemu_emulator.url)
+
+
+@pytest.fixture(scope="session")
+def smemu_boto3_session(smemu_emulator: Any) -> Any:
+    """A ``boto3.Session`` whose clients and resources all talk to the session's emulator."""
+    from emulator.testing.clients import EmulatorBoto3Session
+
+    return EmulatorBoto3Session(smemu_emulator.url, smemu_emulator.region)
+
+
+@pytest.fixture(scope="session")
+def smemu_sagemaker_client(smemu_boto3_session: Any) -> Any:
+    """boto3 ``sagemaker`` client on the emulator."""
+    return smemu_boto3_session.client("sagemaker")
+
+
+@pytest.fixture(scope="session")
+def smemu_runtime_client(smemu_boto3_session: Any) -> Any:
+    """boto3 ``sagemaker-runtime`` client on the emulator."""
+    return smemu_boto3_session.client("sagemaker-runtime")
+
+
+@pytest.fixture(scope="session")
+def smemu_s3_client(smemu_boto3_session: Any) -> Any:
+    """boto3 ``s3`` client on the emulator's S3."""
+    return smemu_boto3_session.client("s3")
+
+
+@pytest.fixture(scope="session")
+def smemu_iam_client(smemu_boto3_session: Any) -> Any:
+    """boto3 ``iam`` client on the emulator."""
+    return smemu_boto3_session.client("iam")
+
+
+@pytest.fixture(scope="session")
+def smemu_logs_client(smemu_boto3_session: Any) -> Any:
+    """boto3 ``logs`` client (CloudWatch Logs) on the emulator."""
+    return smemu_boto3_session.client("logs")
+
+
+@pytest.fixture(scope="session")
+def smemu_role_arn(smemu_emulator: Any) -> str:
+    """An IAM role that trusts sagemaker.amazonaws.com, as CreateTrainingJob and CreateModel require."""
+    return str(smemu_emulator.role_arn())
+
+
+@pytest.fixture(scope="session")
+def smemu_bucket(smemu_emulator: Any) -> str:
+    """A bucket in the emulator's S3 for the session."""
+    return str(smemu_emulator.bucket())
+
+
+@pytest.fixture(scope="session")
+def smemu_sagemaker_session(smemu_boto3_session: Any, smemu_bucket: str) -> Any:
+    """A SageMaker SDK (v2) ``Session``: telemetry off, default bucket set, every client on the emulator."""
+    pytest.importorskip("sagemaker", reason="smemu_sagemaker_session needs the SageMaker SDK (pip install sagemaker)")
+    from emulator.testing.clients import sagemaker_session
+
+    return sagemaker_session(smemu_boto3_session, smemu_bucket)
+
+
+@pytest.fixture()
+def smemu_training_job(smemu_emulator: Any) -> Iterator[Any]:
+    """Factory: ``smemu_training_job(image, hyperparameters=..., channels=...)`` -> DescribeTrainingJob answer."""
+    from emulator.testing.factories import TrainingJobs
+
+    jobs = TrainingJobs(smemu_emulator)
     try:
-        container.start()
-    except BaseException:
-        _stop_quietly(container)
-        raise
-    host = container.get_container_host_ip()
-    port = container.get_exposed_port(container.port)
-    return container, S3Endpoint(f"http://{host}:{port}", access_key, secret_key)
+        yield jobs
+    finally:
+        jobs.close()
 
 
-def minio_binary() -> Path | None:
-    """A MinIO server binary on this machine: ``SMEMU_MINIO_BINARY``, scripts/build-minio's cache, or PATH."""
-    candidates = [os.environ.get("SMEMU_MINIO_BINARY"),
-                  str(Path(os.environ.get("SMEMU_CACHE", Path.home() / ".cache" / "smemu")) / "minio" / "minio"),
-                  shutil.which("minio")]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK) and Path(candidate).is_file():
-            return Path(candidate)
-    return None
+@pytest.fixture()
+def smemu_endpoint(smemu_emulator: Any) -> Iterator[Any]:
+    """Factory: ``smemu_endpoint(image, model=...)`` -> an endpoint to ``invoke``; deleted afterwards."""
+    from emulator.testing.factories import Endpoints
 
-
-class MinioProcess:
-    """MinIO as a plain process on 127.0.0.1 (no Docker needed): ``with MinioProcess(binary) as s3: ...``."""
-
-    def __init__(self, binary: Path, data_dir: Path | None = None, port: int | None = None,
-                 access_key: str = DEFAULT_ACCESS_KEY, secret_key: str = DEFAULT_SECRET_KEY) -> None:
-        self.binary = binary
-        self._own_dir = data_dir is None
-        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="smemu-minio-"))
-        self.port = port or _free_port()
-        self.endpoint = S3Endpoint(f"http://127.0.0.1:{self.port}", access_key, secret_key)
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log = self.data_dir.parent / f"{self.data_dir.name}.log"
-
-    def start(self, timeout: float = 60.0) -> S3Endpoint:
-        """Start the server and return once ``/minio/health/live`` answers 200."""
-        env = {**os.environ, "MINIO_ROOT_USER": self.endpoint.access_key,
-               "MINIO_ROOT_PASSWORD": self.endpoint.secret_key,
-               "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1"}
-        console = _free_port()
-        with open(self._log, "wb") as log_file:
-            self._process = subprocess.Popen(
-                [str(self.binary), "server", str(self.data_dir), "--quiet",
-                 "--address", f"127.0.0.1:{self.port}", "--console-address", f"127.0.0.1:{console}"],
-                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True)
-        from emulator.objectstore.minio import answers_ok
-
-        deadline = time.monotonic() + timeout
-        process = self._process
-        if answers_ok(f"{self.endpoint.url}/minio/health/live",
-                      lambda: process.poll() is not None or time.monotonic() > deadline, interval=0.1):
-            return self.endpoint
-        output = self._log.read_text(errors="replace")[-4000:]
-        self.stop()
-        raise RuntimeError(f"MinIO ({self.binary}) did not answer on {self.endpoint.url}:\n{output}")
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and remove its data when it was ours."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(10)
-        self._process = None
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-            self._log.unlink(missing_ok=True)
-
-    def __enter__(self) -> S3Endpoint:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _stop_quietly(container: Any) -> None:
-    import docker.errors
-
+    deployed = Endpoints(smemu_emulator)
     try:
-        container.stop()
-    except docker.errors.DockerException as exc:
-        log.debug("stopping %s: %s", getattr(container, "image", container), exc)
+        yield deployed
+    finally:
+        deployed.close()
 
 
-def _home_ids(home: Path) -> set[str]:
-    """The ``smemu.home`` label values the emulator gives its containers for ``home``."""
-    text = str(home.resolve()).encode()
-    return {hashlib.sha1(text).hexdigest()[:12], hashlib.sha256(text).hexdigest()[:12]}
+@pytest.fixture(scope="session")
+def smemu_contract(smemu_emulator: Any) -> Any:
+    """Contract checks through the session's emulator: ``check(image, kind, **options)``, ``assert_conforms``."""
+    from emulator.testing.factories import ContractChecks
+
+    return ContractChecks(smemu_emulator)
 
 
-def remove_emulator_leftovers(client: Any, home: Path) -> int:
-    """Remove what an emulator with this home left on the engine (endpoints, job networks)."""
-    import docker.errors
-
-    removed = 0
-    for home_id in _home_ids(home):
-        selector = {"label": f"smemu.home={home_id}"}
-        for container in client.containers.list(all=True, filters=selector):
-            container.remove(force=True, v=True)
-            removed += 1
-        for network in client.networks.list(filters=selector):
-            try:
-                network.remove()
-                removed += 1
-            except docker.errors.APIError as exc:  # still in use by a container another fixture owns
-                log.debug("network %s: %s", network.name, exc)
-    return removed
-
-
-def start_emulator(image: str, home: Path, environment: dict[str, str] | None = None,
-                   port: int | None = None) -> tuple[Any, EmulatorContainer]:
-    """Start the emulator image on the host network with the Docker socket mounted.
-
-    ``home`` is mounted at the same path inside, so the folders the emulator stages are valid
-    bind-mount sources for the host's engine. Returns (testcontainers container, handle) once
-    the edge port answers; the caller stops the container.
-    """
-    from testcontainers.core.container import DockerContainer
-
-    port = port or _free_port()
-    home.mkdir(parents=True, exist_ok=True)
-    env = {"SMEMU_HOME": str(home), "SMEMU_PORT": str(port), **(environment or {})}
-    if "SMEMU_S3_ENDPOINT" not in env and "SMEMU_S3_STORE" not in env:
-        # The image has no MinIO binary; a test session's emulator needs no durable S3.
-        env["SMEMU_S3_STORE"] = "memory"
-    socket_path = os.environ.get("SMEMU_DOCKER_SOCKET", "/var/run/docker.sock")
-    container = DockerContainer(image).with_command(["--host", "127.0.0.1", "--port", str(port)])
-    for key, value in env.items():
-        container.with_env(key, value)
-    container.with_volume_mapping(socket_path, "/var/run/docker.sock", "rw")
-    container.with_volume_mapping(str(home), str(home), "rw")
-    # Host network: the emulator reaches the containers it starts at their 127.0.0.1 ports.
-    container.with_kwargs(network_mode="host", network=None, labels=_labels("emulator"))
-    try:
-        container.start()
-        url = f"http://127.0.0.1:{port}"
-        _wait_for_http(url, container, START_TIMEOUT)
-    except BaseException:
-        _stop_quietly(container)
-        raise
-    return container, EmulatorContainer(url, port, home, container.get_container_id(), env)
-
-
-def _wait_for_http(url: str, container: Any, timeout: float) -> None:
-    """Poll ``url`` until any HTTP answer; fail with the container's log after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    while True:
-        try:
-            opener.open(url, timeout=2).close()
-            return
-        except urllib.error.HTTPError:
-            return  # it answered
-        except OSError:
-            pass
-        wrapped = container.get_wrapped_container()
-        wrapped.reload()
-        if wrapped.status in ("exited", "dead") or time.monotonic() > deadline:
-            logs = wrapped.logs(tail=100).decode(errors="replace")
-            raise RuntimeError(f"{url} did not answer within {timeout} s (container {wrapped.status}):\n{logs}")
-        time.sleep(0.1)
-
-
-# -- fixtures -----------------------------------------------------------------------------------
+# -- containers (testcontainers) ------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -475,7 +275,7 @@ def smemu_docker() -> Iterator[Any]:
     import docker.errors
 
     try:
-        client = _docker()
+        client = docker_client()
         client.ping()
     except docker.errors.DockerException as exc:
         _skip(f"Docker UNAVAILABLE: no engine answers ({exc}); start one (scripts/install-docker)")
@@ -491,7 +291,7 @@ def smemu_docker() -> Iterator[Any]:
 def smemu_minio(smemu_docker: Any, pytestconfig: pytest.Config) -> Iterator[S3Endpoint]:
     """MinIO from a local image via testcontainers; yields its :class:`S3Endpoint`."""
     image = os.environ.get("SMEMU_MINIO_IMAGE", DEFAULT_MINIO_IMAGE)
-    if ensure_minio_image(smemu_docker, image, _project_root(pytestconfig)) is None:
+    if ensure_minio_image(smemu_docker, image, project_root(pytestconfig.rootpath)) is None:
         _skip(f"MinIO UNAVAILABLE: image {image} is not on this machine and images are never pulled; "
               f"build it with scripts/build-minio (go install github.com/minio/minio@{MINIO_VERSION}) "
               f"or set SMEMU_MINIO_IMAGE to a local MinIO image")
@@ -499,7 +299,7 @@ def smemu_minio(smemu_docker: Any, pytestconfig: pytest.Config) -> Iterator[S3En
     try:
         yield endpoint
     finally:
-        _stop_quietly(container)
+        stop_quietly(container)
 
 
 @pytest.fixture(scope="session")
@@ -509,16 +309,10 @@ def smemu_s3_endpoint(smemu_minio: S3Endpoint) -> S3Endpoint:
 
 
 @pytest.fixture(scope="session")
-def smemu_emulator_env() -> dict[str, str]:
-    """Extra environment for :func:`smemu_emulator_container`; override to configure it."""
-    return {}
-
-
-@pytest.fixture(scope="session")
 def smemu_emulator_image(smemu_docker: Any, pytestconfig: pytest.Config) -> str:
     """The emulator image: built from the checkout when the tests run in one, else must be local."""
     image = os.environ.get("SMEMU_EMULATOR_IMAGE", DEFAULT_EMULATOR_IMAGE)
-    root = _project_root(pytestconfig)
+    root = project_root(pytestconfig.rootpath)
     if root is not None and os.environ.get("SMEMU_EMULATOR_IMAGE") is None:
         import docker.errors
 
@@ -526,7 +320,7 @@ def smemu_emulator_image(smemu_docker: Any, pytestconfig: pytest.Config) -> str:
             build_emulator_image(smemu_docker, image, root)
         except (docker.errors.DockerException, RuntimeError) as exc:
             _skip(f"emulator image UNAVAILABLE: building {image} from {root}/Dockerfile failed: {exc}")
-    elif not _image_present(smemu_docker, image):
+    elif not image_present(smemu_docker, image):
         _skip(f"emulator image UNAVAILABLE: {image} is not on this machine and images are never pulled; "
               f"build it: docker build -t {image} <sagemaker-emulator checkout>")
     return image
@@ -534,14 +328,14 @@ def smemu_emulator_image(smemu_docker: Any, pytestconfig: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def smemu_emulator_container(smemu_docker: Any, smemu_emulator_image: str,
-                             smemu_emulator_env: dict[str, str]) -> Iterator[EmulatorContainer]:
+                             smemu_session_env: dict[str, str]) -> Iterator[EmulatorContainer]:
     """The emulator as a container driving this engine; yields an :class:`EmulatorContainer`."""
     home = Path(tempfile.mkdtemp(prefix=f"smemu-pytest-{uuid.uuid4().hex[:6]}-"))
-    container, handle = start_emulator(smemu_emulator_image, home, smemu_emulator_env)
+    container, handle = start_emulator(smemu_emulator_image, home, smemu_session_env)
     try:
         yield handle
     finally:
-        _stop_quietly(container)
+        stop_quietly(container)
         remove_emulator_leftovers(smemu_docker, home)
         shutil.rmtree(home, ignore_errors=True)
 

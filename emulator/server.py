@@ -38,6 +38,9 @@ def build_application(settings: Settings, object_store: ObjectStore,
     moto = MotoBridge(aws_state)
     aws_state.restore(moto.app)
     platform = build_platform(settings, object_store)
+    from emulator.observe.events import log_lifecycle
+
+    platform.store.subscribe(log_lifecycle)
     operations = load_service_model("sagemaker").operation_names
     control = ControlPlane(platform.services, operations)
     app = EdgeApplication(
@@ -64,6 +67,15 @@ def with_own_routes(app: Any, platform: Platform) -> Any:
     return EcrMiddleware(CredentialsMiddleware(app, platform.credentials), mirror, platform.settings.region)
 
 
+def with_dashboard(app: Any, platform: Platform) -> Any:
+    """The app behind the dashboard and its read-only API (``/_smemu/``): for the edge port only,
+    never for the container gateway."""
+    from emulator.observe.dashboard import DashboardMiddleware
+    from emulator.observe.views import Observer
+
+    return DashboardMiddleware(app, Observer(platform.store, platform.settings, platform.views), platform.settings)
+
+
 class EmulatorServer:
     """The emulator on one port, startable in the foreground or in a background thread."""
 
@@ -83,10 +95,11 @@ class EmulatorServer:
             self._release()
             raise
         self.wsgi_app = with_own_routes(self.app, self.platform)
+        self.edge_app = with_dashboard(self.wsgi_app, self.platform)
         self._gateway: Any = None
         self._server = wsgi.Server(
             (settings.host, settings.port),
-            self.wsgi_app,
+            self.edge_app,
             numthreads=settings.threads,
             server_name="smemu",
             request_queue_size=128,

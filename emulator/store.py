@@ -13,7 +13,9 @@ one refused with :class:`StoreVersionError`.
 from __future__ import annotations
 
 import builtins
+import copy
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +32,10 @@ MIGRATIONS: dict[int, str] = {0: ""}
 
 class StoreVersionError(RuntimeError):
     """The database was written by a newer release."""
+
+
+Listener = Callable[[str, str, "Record | None", "Record | None"], None]
+"""``(kind, name, record before, record after)``, called after a change is saved (None: absent)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -64,6 +70,22 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._migrate(str(path))
         self._lock = threading.RLock()
+        self._listeners: builtins.list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener`` after every saved change (the server's lifecycle log lines).
+
+        Listeners run in the writer's thread after the lock is released; one that raises is
+        logged and does not undo or stop the change.
+        """
+        self._listeners.append(listener)
+
+    def _notify(self, kind: str, name: str, before: Record | None, after: Record | None) -> None:
+        for listener in self._listeners:
+            try:
+                listener(kind, name, before, after)
+            except Exception:  # an observer must never break a write
+                logging.getLogger(__name__).exception("store listener failed for %s %s", kind, name)
 
     def _migrate(self, where: str) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -92,15 +114,20 @@ class Store:
                 )
             except sqlite3.IntegrityError:
                 return False
-            return True
+        if self._listeners:
+            self._notify(kind, name, None, record)
+        return True
 
     def put(self, kind: str, name: str, record: Record, created: float) -> None:
         """Insert or replace a record."""
         with self._lock:
+            before = self.get(kind, name) if self._listeners else None
             self._db.execute(
                 "INSERT OR REPLACE INTO resources (kind, key, name, created, data) VALUES (?, ?, ?, ?, ?)",
                 (kind, name.lower(), name, created, json.dumps(record)),
             )
+        if self._listeners:
+            self._notify(kind, name, before, record)
 
     def get(self, kind: str, name: str) -> Record | None:
         """The record of that kind and name, or None."""
@@ -119,21 +146,28 @@ class Store:
             record = self.get(kind, name)
             if record is None:
                 return None
+            before = copy.deepcopy(record) if self._listeners else None
             result = change(record)
             saved = record if result is None else result
             self._db.execute(
                 "UPDATE resources SET data = ? WHERE kind = ? AND key = ?",
                 (json.dumps(saved), kind, name.lower()),
             )
-            return saved
+        if self._listeners:
+            self._notify(kind, name, before, saved)
+        return saved
 
     def delete(self, kind: str, name: str) -> bool:
         """Remove a record; False when there was none."""
         with self._lock:
+            before = self.get(kind, name) if self._listeners else None
             cursor = self._db.execute(
                 "DELETE FROM resources WHERE kind = ? AND key = ?", (kind, name.lower())
             )
-            return cursor.rowcount > 0
+            deleted = cursor.rowcount > 0
+        if deleted and self._listeners:
+            self._notify(kind, name, before, None)
+        return deleted
 
     def list(self, kind: str) -> builtins.list[Record]:
         """Every record of a kind, oldest first."""

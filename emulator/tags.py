@@ -17,6 +17,7 @@ OWNED_RESOURCE_TYPES = {
     "training-job": "training-job",
     "processing-job": "processing-job",
     "transform-job": "transform-job",
+    "hyper-parameter-tuning-job": "hyper-parameter-tuning-job",
     "model": "model",
     "endpoint-config": "endpoint-config",
     "endpoint": "endpoint",

@@ -8,7 +8,10 @@ Routing, in order (DESIGN.md decision 1):
 3. scope ``sagemaker`` and a path under ``/endpoints/`` -> the runtime (Flask)
 4. S3 (signed for ``s3``, presigned, or unsigned below a bucket) -> the object store's proxy
    (objectstore/proxy.py), or moto when the store is moto's in-memory S3
-5. everything else (IAM, STS, ECR, Logs, SNS, other SageMaker APIs) -> moto
+5. everything else (IAM, STS, ECR, Logs, SNS)          -> moto
+
+A SageMaker operation no platform service executes is answered by moto only when moto stores
+it faithfully (coverage.STORED); every other one is refused at once (coverage.py).
 
 S3 is recognised by its credential scope before any path is looked at, so a bucket named
 ``endpoints`` is still S3.
@@ -27,6 +30,7 @@ from flask import Flask, Response, request
 
 from emulator.context import CallContext
 from emulator.errors import InternalFailure, ServiceError, ValidationError
+from emulator.gateway import coverage
 from emulator.gateway.aws import MotoBridge
 from emulator.gateway.control import ControlPlane
 from emulator.gateway.protocol import JsonRpcProtocol, RestJsonProtocol, error_response
@@ -154,13 +158,18 @@ class EdgeApplication:
         body = request.get_data(cache=True)
         try:
             operation = self.json_protocol.operation_from_target(request.headers.get("X-Amz-Target"))
+            executed = self.control.handles(operation.name)
+            if not executed and operation.name not in coverage.STORED:
+                raise coverage.refusal(operation.name)  # at once: not even parsed
             params = self.json_protocol.parse(operation, body)
-            if not self.control.handles(operation.name):
-                return self._forward_to_moto(body)
+            if not executed:
+                return self._stored_by_moto(operation.name, params, body)
             try:
                 result = self.control.call(operation.name, params, ctx)
-            except NotImplementedError:
-                return self._forward_to_moto(body)
+            except NotImplementedError:  # not about the platform's own resources
+                if operation.name not in coverage.STORED:
+                    raise coverage.refusal(operation.name) from None
+                return self._stored_by_moto(operation.name, params, body)
             payload = self.json_protocol.serialize(operation, result)
         except ServiceError as err:
             return self._error(err, "json", ctx)
@@ -207,6 +216,13 @@ class EdgeApplication:
         for name, value in headers:
             response.headers[name] = value
         return response
+
+    def _stored_by_moto(self, operation: str, params: dict[str, Any], body: bytes) -> Response:
+        """A stored operation (emulator/gateway/coverage.py): moto keeps the record, unless it asks for work."""
+        refused = coverage.stored_refusal(operation, params)
+        if refused is not None:
+            raise refused
+        return self._forward_to_moto(body)
 
     def _forward_to_moto(self, body: bytes) -> Response:
         """Hand the current request, body restored, to moto and relay its answer."""

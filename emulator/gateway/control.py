@@ -4,7 +4,7 @@ Handlers are found by name: an operation ``CreateTrainingJob`` is served by the 
 registered service object with a method ``create_training_job(request, ctx)``. There is no
 route table to keep in step with botocore's model. An operation no service implements, or
 whose handler raises :class:`NotImplementedError` (for example a tag call on an ARN the
-platform does not own), falls through to moto's SageMaker backend.
+platform does not own), is stored by moto or refused, as coverage.py decides.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class ControlPlane:
                     break
 
     def handles(self, operation: str) -> bool:
-        """Whether the platform executes this operation (else moto answers it)."""
+        """Whether the platform executes this operation (else moto stores it, or it is refused)."""
         return operation in self._handlers
 
     @property

@@ -23,6 +23,7 @@ from typing import Any
 from emulator.hosting import lifecycle
 from emulator.hosting.deployment import (
     DEPLOYMENT_KIND,
+    EVENTS_KIND,
     Deployment,
     EndpointState,
     capture_summary,
@@ -41,6 +42,8 @@ from emulator.store import Store
 
 log = logging.getLogger(__name__)
 
+Report = Callable[[str, str, str], None]
+"""``(event, instance id, detail)``: what a healing worker did ("removed", "replaced", "failed")."""
 
 
 def _reason(exc: Exception) -> str:
@@ -126,6 +129,20 @@ class Deployer:
     def state(self, name: str) -> EndpointState | None:
         """The in-memory state of an endpoint (None when unknown)."""
         return self.states.get(name.lower())
+
+    def heal(self, name: str, variant: str, instance_id: str | None, report: Report) -> bool:
+        """Replace an instance that failed its health check, or bring a variant back to its count.
+
+        Runs as the endpoint's worker, so it never overlaps an update, a rescale or a deletion;
+        the fleet change reaches the data plane the way every other does, as a new route.
+        ``report(event, instance id, detail)`` hears what happened (hosting/healing.py).
+        False when the endpoint has no fleet to heal.
+        """
+        state = self.states.get(name.lower())
+        if state is None or state.active is None or state.cancel.is_set():
+            return False
+        self.spawn(state, self._heal, variant, instance_id, report)
+        return True
 
     # -- workers ------------------------------------------------------------------------
 
@@ -239,6 +256,42 @@ class Deployer:
         if removed:
             self.retire(previous, removed)
 
+    def _heal(self, state: EndpointState, variant_name: str, instance_id: str | None, report: Report) -> None:
+        deployment = state.active
+        record = self.store.get("endpoint", state.name)
+        if deployment is None or record is None or record["EndpointStatus"] != S.IN_SERVICE.value:
+            return
+        plan = deployment.plan.variant(variant_name)
+        running = deployment.instances.get(variant_name, [])
+        failed = [i for i in running if i.instance_id == instance_id]
+        if failed:
+            # Out of the route first: new requests go to the healthy instances (or get AWS's
+            # ServiceUnavailable when there are none) while the replacement starts.
+            deployment.instances[variant_name] = [i for i in running if i not in failed]
+            previous = self.table.publish(self.routes.route(state.name, deployment))
+            if previous is not None:
+                previous.retired = True
+            self.routes.close_pools(failed)
+            self.fleet.remove(failed, LAUNCH_FAILURE_GRACE)
+            report("removed", instance_id or "", "")
+        missing = deployment.counts[variant_name] - len(deployment.instances.get(variant_name, []))
+        if missing <= 0 or plan.is_serverless:
+            return
+        self.set_status(state.name, S.IN_SERVICE, ProductionVariants=variant_summaries(deployment, live=True))
+        try:
+            added = self.launch_variant(state, deployment, plan, missing)
+        except Cancelled:
+            return
+        except Exception as exc:  # noqa: BLE001 - reported; the health monitor tries again later
+            report("failed", instance_id or "", _reason(exc))
+            return
+        deployment.instances[variant_name] = deployment.instances.get(variant_name, []) + added
+        self.save(state)
+        self.table.publish(self.routes.route(state.name, deployment))
+        self.set_status(state.name, S.IN_SERVICE, ProductionVariants=variant_summaries(deployment, live=True))
+        for instance in added:
+            report("replaced", instance_id or "", instance.instance_id)
+
     def _delete(self, state: EndpointState, route: EndpointRoute | None) -> None:
         if route is not None:
             route.drain(self.timeouts.drain)
@@ -252,6 +305,7 @@ class Deployer:
         record = self.store.get("endpoint", state.name)
         self.store.delete("endpoint", state.name)
         self.store.delete(DEPLOYMENT_KIND, state.name)
+        self.store.delete(EVENTS_KIND, state.name)
         if record is not None:
             self.store.delete_tags(record["EndpointArn"].lower())
         self.states.pop(state.name.lower(), None)

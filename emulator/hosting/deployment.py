@@ -18,6 +18,8 @@ from emulator.hosting.fleet import RunningInstance
 from emulator.hosting.plan import DeploymentPlan, build_plan
 
 DEPLOYMENT_KIND = "hosting-deployment"
+EVENTS_KIND = "hosting-events"
+"""Store kind of an endpoint's health events (instances replaced), shown by the dashboard."""
 
 
 @dataclass
@@ -132,8 +134,12 @@ class EndpointState:
 # -- what DescribeEndpoint shows ---------------------------------------------------------
 
 
-def variant_summaries(deployment: Deployment) -> list[dict[str, Any]]:
-    """``ProductionVariants`` of DescribeEndpoint for a deployment in service."""
+def variant_summaries(deployment: Deployment, live: bool = False) -> list[dict[str, Any]]:
+    """``ProductionVariants`` of DescribeEndpoint for a deployment in service.
+
+    ``live``: CurrentInstanceCount is the number of instances running now (fewer than desired
+    while a failed instance is being replaced).
+    """
     summaries = []
     for variant in deployment.plan.variants:
         images = []
@@ -155,7 +161,8 @@ def variant_summaries(deployment: Deployment) -> list[dict[str, Any]]:
             summary["DesiredServerlessConfig"] = dict(variant.serverless)
         else:
             count = deployment.counts[variant.name]
-            summary["CurrentInstanceCount"] = count
+            current = len(deployment.instances.get(variant.name, [])) if live else count
+            summary["CurrentInstanceCount"] = current
             summary["DesiredInstanceCount"] = count
         summaries.append(summary)
     return summaries

@@ -316,7 +316,7 @@ class Fleet:
                     continue
                 item.last = f"HTTP {status}" if isinstance(status, int) else status
                 if check_liveness and not self.backend.is_running(item.container.container_id):
-                    exit_code = self._exit_code(item.container.container_id)
+                    exit_code = self.exit_code(item.container.container_id)
                     raise LaunchFailed(
                         self._reason(
                             variant,
@@ -339,7 +339,8 @@ class Fleet:
             time.sleep(interval)
             interval = min(interval * 1.5, 0.5)
 
-    def _exit_code(self, container_id: str) -> str:
+    def exit_code(self, container_id: str) -> str:
+        """The exit code of a stopped container, with "(killed: out of memory)" when it was; "unknown" if unknown."""
         try:
             exited = self.backend.wait(container_id, timeout=2)
         except RuntimeError_:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.context import CallContext
-from emulator.errors import ModelError, ValidationError
+from emulator.errors import ModelError, ServiceUnavailable, ValidationError
 from emulator.hosting.container_http import ContainerResponse, ContainerUnreachable
 from emulator.hosting.logs import log_group_arn
 from emulator.hosting.routing import (
@@ -84,6 +84,39 @@ class Invocation:
         if self.target_model:
             headers["X-Amzn-SageMaker-Target-Model"] = self.target_model
         return headers
+
+
+class InvocationMetrics:
+    """Invocations, errors and ModelLatency per endpoint and variant, where SageMaker puts them
+    (namespace ``AWS/SageMaker``, dimensions EndpointName and VariantName), through a
+    :class:`~.multi_model_metrics.MetricsPublisher` that aggregates in memory and puts once a
+    second: an invocation pays a dictionary update, never a CloudWatch call."""
+
+    def __init__(self, publisher: Any) -> None:
+        self.publisher = publisher
+
+    def record(self, region: str, endpoint: str, variant: str, seconds: float, error_status: int | None) -> None:
+        """One invocation that reached a container: its latency, or the status of its error."""
+        record = self.publisher.record
+        record(region, endpoint, variant, "Invocations", 1.0, "None")
+        if error_status is None:
+            record(region, endpoint, variant, "ModelLatency", seconds * 1e6, "Microseconds")
+        elif 400 <= error_status < 500:
+            record(region, endpoint, variant, "Invocation4XXErrors", 1.0, "None")
+        else:
+            record(region, endpoint, variant, "Invocation5XXErrors", 1.0, "None")
+
+
+def no_instance(route: EndpointRoute, variant: VariantRoute) -> ServiceUnavailable:
+    """AWS's answer while a variant has no healthy instance (a failed one is being replaced).
+
+    A 5xx is right here, unlike for a container's own failure: no container saw the request,
+    so botocore's retries cannot run the model twice.
+    """
+    return ServiceUnavailable(
+        "A transient exception occurred while retrieving variant instances. Please try your request again. "
+        f"(sagemaker-emulator: variant {variant.name} of endpoint {route.name} has no healthy instance right now.)"
+    )
 
 
 def not_found(name: str, ctx: CallContext) -> ValidationError:
@@ -185,11 +218,13 @@ class Invoker:
         timeout: float = DEFAULT_TIMEOUT,
         cold_start: ColdStart | None = None,
         multi_model: MultiModelCall | None = None,
+        metrics: InvocationMetrics | None = None,
     ) -> None:
         self.table = table
         self.timeout = timeout
         self.cold_start = cold_start
         self.multi_model = multi_model
+        self.metrics = metrics
 
     def route_for(self, name: str, ctx: CallContext, asynchronous: bool = False) -> EndpointRoute:
         """The live route of an endpoint; ValidationError when there is none or the kind is wrong."""
@@ -227,6 +262,8 @@ class Invoker:
         variant.last_used = time.monotonic()
         instance = variant.next_instance()
         if instance is None:
+            if not variant.plan.is_serverless:
+                raise no_instance(route, variant)
             if self.cold_start is None:
                 raise ValidationError(
                     f"Endpoint {route.name} has no running instance of variant {variant.name}."
@@ -249,15 +286,21 @@ class Invoker:
             if len(invocation.body) > limit:
                 raise ValidationError(f"Request {ctx.request_id} has oversize body.")
             check_hostname(route, variant, invocation.target_hostname)
-            if multi_model:
-                if not invocation.target_model:
-                    raise ValidationError(f"Request {ctx.request_id} is missing a target model header.")
-                assert self.multi_model is not None
-                response = self.multi_model(
-                    route, variant, invocation.target_model, invocation, ctx, self.timeout
-                )
-            else:
-                response = self.call(route, variant, invocation, ctx, self.timeout)
+            if multi_model and not invocation.target_model:
+                raise ValidationError(f"Request {ctx.request_id} is missing a target model header.")
+            started = time.monotonic()
+            try:
+                if multi_model:
+                    assert self.multi_model is not None and invocation.target_model
+                    response = self.multi_model(
+                        route, variant, invocation.target_model, invocation, ctx, self.timeout
+                    )
+                else:
+                    response = self.call(route, variant, invocation, ctx, self.timeout)
+            except ModelError as err:
+                self._measure(ctx, route, variant, started, err.original_status_code or 500)
+                raise
+            self._measure(ctx, route, variant, started, None)
         finally:
             route.leave()
         content_type = response.headers.get("Content-Type") or "application/octet-stream"
@@ -272,6 +315,12 @@ class Invoker:
         if attributes is not None:
             result["CustomAttributes"] = attributes
         return result
+
+    def _measure(
+        self, ctx: CallContext, route: EndpointRoute, variant: VariantRoute, started: float, error: int | None
+    ) -> None:
+        if self.metrics is not None:
+            self.metrics.record(ctx.region, route.name, variant.name, time.monotonic() - started, error)
 
     def call(
         self,

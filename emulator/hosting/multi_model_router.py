@@ -26,7 +26,14 @@ from typing import Any
 from emulator.context import CallContext
 from emulator.errors import InternalFailure, ModelNotReadyException, ServiceError, ValidationError
 from emulator.hosting.container_http import ContainerResponse, ContainerUnreachable
-from emulator.hosting.invoke import MAX_PAYLOAD, Invocation, broken_error, model_error, timeout_error
+from emulator.hosting.invoke import (
+    MAX_PAYLOAD,
+    Invocation,
+    broken_error,
+    model_error,
+    no_instance,
+    timeout_error,
+)
 from emulator.hosting.model_loader import (
     ContainerFailed,
     InstanceModels,
@@ -161,7 +168,7 @@ class MultiModelRouter:
             self._sync(route)
             instances = variant.instances
             if not instances:
-                raise ValidationError(f"Endpoint {route.name} has no running instance of variant {variant.name}.")
+                raise no_instance(route, variant)
             candidates = [self._instance(route, variant, instance, region) for instance in instances]
             for models in candidates:
                 if models.cache.get(target) is not None:

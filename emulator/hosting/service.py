@@ -10,7 +10,8 @@ Settings read here (``getattr`` with defaults, so an older Settings object works
 ``invocation_timeout_seconds`` (60, SMEMU_INVOCATION_TIMEOUT_SECONDS),
 ``endpoint_startup_timeout_seconds`` (240), ``endpoint_download_timeout_seconds`` (600),
 ``serverless_idle_seconds`` (300), ``container_stop_grace_seconds`` (30),
-``mme_cache_models`` / ``mme_cache_bytes`` (None: no cache budget besides the instance's memory).
+``mme_cache_models`` / ``mme_cache_bytes`` (None: no cache budget besides the instance's memory),
+``endpoint_health_check_seconds`` (5; 0 turns instance replacement off).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from emulator.hosting.capture import CaptureWriter
 from emulator.hosting.deployer import Deployer, Timeouts
 from emulator.hosting.deployment import pending_summary
 from emulator.hosting.fleet import Fleet
-from emulator.hosting.invoke import Invoker
+from emulator.hosting.fleet_view import fleet_view
+from emulator.hosting.healing import HealthMonitor
+from emulator.hosting.invoke import InvocationMetrics, Invoker
 from emulator.hosting.listing import list_page
 from emulator.hosting.logs import LogShipper
 from emulator.hosting.multi_model_metrics import MetricsPublisher
@@ -87,7 +90,8 @@ class HostingService(ModelOperations):
         self.capture = CaptureWriter(self.s3_client)
         grace = settings.container_stop_grace_seconds
         self.fleet = Fleet(
-            backend if backend is not None else _LazyBackend(_default_backend),
+            backend if backend is not None else _LazyBackend(getattr(platform, "backend_factory", None)
+                                                             or _default_backend),
             settings.home,
             resource_limits=settings.resource_limits,
             stop_grace=grace,
@@ -113,6 +117,8 @@ class HostingService(ModelOperations):
         self.serverless = Serverless(
             self.deployer, settings.serverless_idle_seconds
         )
+        self.health = HealthMonitor(self.deployer, interval=getattr(settings, "endpoint_health_check_seconds", 5.0))
+        self.metrics = MetricsPublisher(self._cloudwatch_client)
         self.multi_models = MultiModelRouter(
             self.table,
             settings.work_dir,
@@ -120,10 +126,11 @@ class HostingService(ModelOperations):
             max_models=getattr(settings, "mme_cache_models", None),
             max_bytes=getattr(settings, "mme_cache_bytes", None),
             memory_budget=settings.resource_limits,
-            metrics=MetricsPublisher(self._cloudwatch_client),
+            metrics=self.metrics,
         )
         self.invoker = Invoker(
-            self.table, timeout=timeout, cold_start=self.serverless.cold_start, multi_model=self.multi_models.invoke
+            self.table, timeout=timeout, cold_start=self.serverless.cold_start, multi_model=self.multi_models.invoke,
+            metrics=InvocationMetrics(self.metrics),
         )
         self.async_invoker = AsyncInvoker(self.invoker, self.s3_client, self._sns_client)
         self.streamer = StreamInvoker(self.invoker)
@@ -136,6 +143,7 @@ class HostingService(ModelOperations):
         views = getattr(platform, "views", None)
         if views is not None:
             views["endpoint-models"] = self.multi_models.describe
+            views["endpoint-fleet"] = lambda name: fleet_view(self.deployer, self.health, name)
 
     def runtime(self, operation: str, request: Request, ctx: CallContext) -> Mapping[str, Any]:
         """The gateway's entry for sagemaker-runtime operations."""
@@ -173,9 +181,11 @@ class HostingService(ModelOperations):
             recover(self.deployer)
         except Exception:
             log.exception("re-adopting endpoints failed; they will show their last status")
+        self.health.start()
 
     def stop(self) -> None:
         """Stop background work; endpoint containers keep running for the next start."""
+        self.health.stop()
         self.serverless.stop()
         self.multi_models.stop()
         self.async_invoker.stop()

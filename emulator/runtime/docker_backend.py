@@ -22,18 +22,16 @@ every file the emulator leaves belongs to the emulator's own user, and removing 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import math
 import os
 import shutil
 import subprocess
-import tarfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
 import docker
 import docker.errors
@@ -41,7 +39,6 @@ import docker.utils
 import requests.exceptions
 from docker.types import DeviceRequest, Mount
 
-from emulator.archives import extract_member
 from emulator.runtime.paths import host_path_mapper
 from emulator.runtime.spec import (
     ContainerExit,
@@ -54,6 +51,7 @@ from emulator.runtime.spec import (
     RuntimeError_,
     StagedFolder,
 )
+from emulator.runtime.tarballs import extract_folder, tar_of_folder
 
 log = logging.getLogger(__name__)
 
@@ -83,52 +81,6 @@ def _parse_docker_time(text: str) -> float:
     whole, _, fraction = text.partition(".")
     stamp = dt.datetime.fromisoformat(whole).replace(tzinfo=dt.timezone.utc).timestamp()
     return stamp + (float(f"0.{fraction}") if fraction else 0.0)
-
-
-class _ChunkReader(io.RawIOBase):
-    """A read-only file over an iterator of byte chunks (Docker's archive stream)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-def _tar_of_folder(source: Path) -> IO[bytes]:
-    """A tar (in a temporary file) of ``source``'s contents, owned by root, writable by all.
-
-    World-writable modes keep images whose USER is not root able to write their checkpoints.
-    """
-    import tempfile
-
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
-    with tarfile.open(fileobj=spool, mode="w") as archive:
-        for path in sorted(source.rglob("*")):
-            info = archive.gettarinfo(str(path), arcname=path.relative_to(source).as_posix())
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            if info.isdir():
-                info.mode = 0o777
-                archive.addfile(info)
-            elif info.isfile():
-                info.mode = 0o666
-                with path.open("rb") as handle:
-                    archive.addfile(info, handle)
-    spool.seek(0)
-    return spool
 
 
 class DockerBackend:
@@ -207,7 +159,7 @@ class DockerBackend:
             for folder in spec.folders:
                 if folder.private and folder.source is not None and any(folder.source.iterdir()):
                     with _translated(f"copying {folder.source} into {spec.name}:{folder.target}"), \
-                            _tar_of_folder(folder.source) as archive:
+                            tar_of_folder(folder.source) as archive:
                         container.put_archive(folder.target, archive)
             with _gpu_errors(spec), _translated(f"starting container {spec.name}"):
                 container.start()
@@ -378,19 +330,8 @@ class DockerBackend:
                 chunks, _stat = self.client.api.get_archive(container_id, path)
         except ContainerNotFound:
             return False
-        dest.mkdir(parents=True, exist_ok=True)
-        top = PurePosixPath(path).name
-        stream = io.BufferedReader(_ChunkReader(chunks), 1 << 20)
-        with _translated(f"copying {path} out of container {container_id[:12]}"), \
-                tarfile.open(fileobj=stream, mode="r|") as archive:
-            for member in archive:
-                parts = PurePosixPath(member.name).parts
-                if not parts or parts[0] != top or len(parts) == 1:
-                    continue
-                member.name = PurePosixPath(*parts[1:]).as_posix()
-                if member.issym() or member.islnk() or member.isdev():
-                    continue  # links and devices never leave the container
-                extract_member(archive, member, dest)
+        with _translated(f"copying {path} out of container {container_id[:12]}"):
+            extract_folder(chunks, PurePosixPath(path).name, dest)
         return True
 
     def remove_labelled(self, labels: dict[str, str]) -> int:

@@ -15,11 +15,13 @@ from pathlib import Path, PurePosixPath
 from emulator.instances import instance_resources
 from emulator.runtime.spec import ContainerExit, RuntimeBackend
 from emulator.training.artifacts import failure_reason, merge_folders
-from emulator.training.attempt import AttemptResult
+from emulator.jobs.attempt import AttemptResult
 from emulator.training.knobs import MEMORY_TAG
 from emulator.training.layout import MODEL_DIR, OUTPUT_DATA_DIR, OUTPUT_DIR, Host
 
 _PARALLEL_COPIES = 8
+NO_FAILURE_FILE = "AlgorithmError: See job logs for more information"
+"""How FailureReason starts when the failed host wrote no /opt/ml/output/failure."""
 
 
 def collect_outputs(backend: RuntimeBackend, hosts: list[Host], result: AttemptResult, scratch: Path) -> tuple[Path, Path]:
@@ -59,6 +61,4 @@ def failure_of(backend: RuntimeBackend, hosts: list[Host], result: AttemptResult
             "OutOfMemoryError: Please use an instance type with more memory, or reduce the size of job data "
             f"processed on an instance. ({failed} was killed for exceeding {limit}.)"
         )
-    return failure_reason(outputs) or (
-        f"AlgorithmError: See job logs for more information ({failed} exited with code {exit_.exit_code})"
-    )
+    return failure_reason(outputs) or f"{NO_FAILURE_FILE} ({failed} exited with code {exit_.exit_code})"

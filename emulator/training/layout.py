@@ -9,9 +9,10 @@ groups, ``hyperparameters.json`` (string values), ``resourceconfig.json`` (one p
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from emulator.jobs.hosts import Host
 
 OPT_ML = "/opt/ml"
 INPUT_DIR = f"{OPT_ML}/input"
@@ -25,19 +26,6 @@ FAILURE_FILE = "failure"
 
 HOMOGENEOUS_GROUP = "homogeneousCluster"
 NETWORK_INTERFACE = "eth0"
-
-
-@dataclass(frozen=True)
-class Host:
-    """One training instance of the job."""
-
-    name: str
-    """``algo-<n>``, as SageMaker names hosts (also the container's hostname)."""
-    number: int
-    """``n`` in ``algo-<n>``, from 1."""
-    instance_type: str
-    group: str
-    """Instance group name; ``homogeneousCluster`` without InstanceGroups."""
 
 
 def plan_hosts(resource_config: dict[str, Any]) -> list[Host]:

@@ -3,7 +3,10 @@
 SageMaker scans every stdout/stderr line of every host with each definition's regex; the
 first capture group (or the whole match when the regex has none) is the value. The last
 numeric value of each metric becomes its ``FinalMetricDataList`` entry (DOC training-metrics).
-A value that is not a number is skipped, as it could not be a metric's float.
+A value that is not a number is skipped, as it could not be a metric's float. Every value is
+also kept for CloudWatch (namespace ``/aws/sagemaker/TrainingJobs``, dimension
+``TrainingJobName``, where SageMaker publishes them and the SDK's TrainingJobAnalytics reads
+them); the job's log flusher puts them there with :func:`publish_series`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class MetricCollector:
                 log.warning("metric %s: regex %r does not compile: %s", definition.get("Name"),
                             definition.get("Regex"), exc)
         self._latest: dict[str, tuple[float, float]] = {}
+        self._series: list[tuple[str, float, float]] = []
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
@@ -49,6 +53,13 @@ class MetricCollector:
                 continue
             with self._lock:
                 self._latest[name] = (value, timestamp)
+                self._series.append((name, value, timestamp))
+
+    def take_series(self) -> list[tuple[str, float, float]]:
+        """``(metric, value, epoch seconds)`` of every match since the last call, in order."""
+        with self._lock:
+            taken, self._series = self._series, []
+        return taken
 
     def final_metrics(self) -> list[dict[str, Any]]:
         """``FinalMetricDataList``: each metric's last value, in definition order."""
@@ -59,3 +70,17 @@ class MetricCollector:
             if name in latest and name not in seen:
                 seen.append(name)
         return [{"MetricName": n, "Value": latest[n][0], "Timestamp": latest[n][1]} for n in seen]
+
+
+METRIC_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+
+
+def publish_series(collector: MetricCollector, account_id: str, region: str, job_name: str) -> None:
+    """Put the values matched since the last call into CloudWatch metrics (dimension TrainingJobName)."""
+    series = collector.take_series()
+    if series:
+        from emulator import cloudwatch
+
+        dimensions = {"TrainingJobName": job_name}
+        cloudwatch.put_metric_values(account_id, region, METRIC_NAMESPACE,
+                                     [(name, value, ts, dimensions) for name, value, ts in series])

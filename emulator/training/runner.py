@@ -34,22 +34,23 @@ from emulator.runtime.spec import (
     RuntimeError_,
 )
 from emulator.store import Store
-from emulator.training import attempt as at
+from emulator.jobs import attempt as at
 from emulator.training import lifecycle
 from emulator.training.artifacts import FAILURE_REASON_LIMIT, CheckpointSync, upload_model_and_output
-from emulator.training.channels import ChannelError
+from emulator.jobs.channels import ChannelError
 from emulator.training.collect import collect_outputs, failure_of
 from emulator.training.containers import HostFolders, host_spec, labels, network_name
 from emulator.training.knobs import JobKnobs
 from emulator.training.layout import Host, checkpoint_dir, plan_hosts
-from emulator.training.logs import JobLogs, stream_for
-from emulator.training.metrics import MetricCollector
-from emulator.training.pipe import PipeFeeder
+from emulator.jobs.logs import JobLogs, stream_for
+from emulator.training.metrics import MetricCollector, publish_series
+from emulator.jobs.pipe import PipeFeeder
 from emulator.training.staging import StagedInputs, stage_inputs
 
 log = logging.getLogger(__name__)
 
 KIND = "training-job"
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 SHUTDOWN_REASON = (
     "InternalServerError: The emulator stopped while the training job was running; its containers "
     "were removed. Start the job again."
@@ -136,7 +137,9 @@ class TrainingRunner:
         hosts = plan_hosts(request["ResourceConfig"])
         self._spot = bool(request.get("EnableManagedSpotTraining"))
         self._metrics = MetricCollector((request["AlgorithmSpecification"].get("MetricDefinitions")) or [])
-        self._logs = JobLogs(self.env.account_id, self.env.region, self._metrics)
+        self._logs = JobLogs(self.env.account_id, self.env.region, self._metrics, LOG_GROUP,
+                             on_flush=lambda: publish_series(self._metrics, self.env.account_id, self.env.region,
+                                                             self.name))
         self._move("Starting", lifecycle.PREPARING_INSTANCES)
         try:
             backend = self.env.backend()
@@ -368,7 +371,10 @@ class TrainingRunner:
         def change(record: dict[str, Any]) -> None:
             if lifecycle.is_terminal(record):
                 return
-            if secondary == "Stopped" and record.get("SecondaryStatus") != "Stopping":
+            final = secondary
+            if record.get("TrainingJobStatus") == lifecycle.STOPPING and final not in ("Stopped", "Failed"):
+                final = "Stopped"  # a StopTrainingJob that arrived while the job was finishing wins
+            if final == "Stopped" and record.get("SecondaryStatus") != "Stopping":
                 lifecycle.move(record, "Stopping", now)
             if reason:
                 record["FailureReason"] = reason[:FAILURE_REASON_LIMIT]
@@ -378,7 +384,7 @@ class TrainingRunner:
                 record["FinalMetricDataList"] = metrics
             # Spot jobs bill only while containers ran; others from TrainingStartTime, as on AWS.
             lifecycle.finish(record, now, billable_seconds=self._billable if self._spot else None)
-            lifecycle.move(record, secondary, now)
+            lifecycle.move(record, final, now)
 
         self.env.store.update(KIND, self.name, change)
 

@@ -38,6 +38,7 @@ from emulator.training.artifacts import model_artifacts_uri
 from emulator.training.containers import KIND
 from emulator.training.knobs import parse_knobs
 from emulator.training.runner import SHUTDOWN_REASON, RunnerEnv, TrainingRunner, check_gpus
+from emulator.training.staging import WORK_FOLDER
 from emulator.training.validation import validate_create_request
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class TrainingService:
         settings = platform.settings
         self.store = platform.store
         self.backend: Callable[[], RuntimeBackend] = getattr(platform, "backend_factory", None) or _default_backend
-        self.work_root = settings.work_dir / "training"
+        self.work_root = settings.work_dir / WORK_FOLDER
         self.home_id = hashlib.sha1(str(settings.home.resolve()).encode()).hexdigest()[:12]
         self.stop_grace_seconds = settings.training_stop_grace_seconds
         """SIGTERM grace of StopTrainingJob, MaxRuntime and spot interruptions (120 s on AWS)."""
@@ -82,8 +83,13 @@ class TrainingService:
 
     # -- operations -----------------------------------------------------------------------------
 
-    def create_training_job(self, request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """Record the job and start running it in the background; returns its ARN at once."""
+    def create_training_job(self, request: dict[str, Any], ctx: CallContext, *,
+                            tuning_job_arn: str | None = None) -> dict[str, Any]:
+        """Record the job and start running it in the background; returns its ARN at once.
+
+        ``tuning_job_arn``: the hyperparameter tuning job that launches this one (emulator.tuning
+        calls this method directly); DescribeTrainingJob shows it as TuningJobArn.
+        """
         validate_create_request(request)
         self.platform.check_role(request["RoleArn"], "CreateTrainingJob", ctx,
                                  ctx.arn("training-job", request["TrainingJobName"]))
@@ -94,6 +100,8 @@ class TrainingService:
         arn = ctx.arn("training-job", name)
         now = time.time()
         record = self._new_record(request, arn, now)
+        if tuning_job_arn:
+            record["TuningJobArn"] = tuning_job_arn
         if not self.store.insert(KIND, name, record, now):
             existing = self.store.get(KIND, name) or {}
             raise training_job_exists(existing.get("TrainingJobArn", arn))

@@ -17,10 +17,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator.training.channels import DataObject, download, list_objects, local_folder, shard
+from emulator.jobs.channels import DataObject, download, list_objects, local_folder, shard
 from emulator.training.layout import Host, channel_hosts, channel_input_mode, write_config_files
 
 S3Client = Any
+
+WORK_FOLDER = "training"
+"""Training jobs stage their files under ``<SMEMU_HOME>/work/training/<job>``."""
+
+
+def job_work_dir(work_dir: Path, job_name: str) -> Path:
+    """A job's scratch folder under the emulator's ``work_dir`` (removed when the job ends)."""
+    return work_dir / WORK_FOLDER / job_name
+
+
+def host_input_dir(work: Path, host_name: str) -> Path:
+    """The folder mounted read-only at /opt/ml/input for one host (config/ and data/)."""
+    return work / "hosts" / host_name / "input"
+
+
+def replicated_channel_dir(work: Path, channel_name: str) -> Path:
+    """Where a FullyReplicated File channel is downloaded once for every host."""
+    return work / "channels" / channel_name / "all"
 
 
 @dataclass
@@ -45,7 +63,7 @@ def stage_inputs(
     """Write config files and stage every channel; raises ChannelError with the FailureReason."""
     staged = StagedInputs()
     for host in hosts:
-        input_dir = work / "hosts" / host.name / "input"
+        input_dir = host_input_dir(work, host.name)
         write_config_files(input_dir / "config", request, host, hosts)
         (input_dir / "data").mkdir(parents=True, exist_ok=True)
         staged.input_dirs[host.name] = input_dir
@@ -83,7 +101,7 @@ def _stage_channel(
     if replicated and uri.startswith("file://") and local_folder(uri).is_dir():
         folders = {host.name: local_folder(uri) for host in receivers}
     elif replicated:
-        shared = work / "channels" / name / "all"
+        shared = replicated_channel_dir(work, name)
         download(objects, shared, client_for_thread)
         folders = {host.name: shared for host in receivers}
     else:

@@ -5,7 +5,7 @@
 
 ``fallback``: a hand-written spec for the real GPUs (their /dev nodes, the driver folder
 mounted read-only at the same path, LD_LIBRARY_PATH pointing into it), used only when
-``nvidia-ctk cdi generate`` fails on the device machine, so the run still says whether the
+``nvidia-ctk cdi generate`` fails on the GPU machine, so the run still says whether the
 rest of the chain works. ``fake``: the rehearsal on a machine without a GPU: devices ``0``
 and ``1`` of kind nvidia.com/gpu inject /dev/nvidia<N> (a copy of /dev/null's node), a file
 naming the device, and a stand-in ``nvidia-smi``, which proves the engine -> NVIDIA runtime

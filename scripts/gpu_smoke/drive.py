@@ -79,7 +79,7 @@ def main() -> int:
         ResourceConfig={"InstanceType": args.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10},
         StoppingCondition={"MaxRuntimeInSeconds": int(args.timeout)},
         HyperParameters={"expect": args.expect, "linger_seconds": "2"},
-        EnableNetworkIsolation=True,  # the smoke engine runs without a bridge network
+        EnableNetworkIsolation=True,  # the trainer needs no network; a bundle's engine has no bridge
     )
     print(f"drive.py: CreateTrainingJob {name} on {args.instance_type} with {args.image}", flush=True)
     job: dict[str, Any] = {}

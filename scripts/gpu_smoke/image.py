@@ -2,7 +2,7 @@
 
     python image.py --python PY --tag TAG [--workdir DIR]
 
-``PY`` is the Python that holds PyTorch (on the device machine /opt/torch/.venv/bin/python3).
+``PY`` is the Python that holds PyTorch (any Python on the GPU machine that imports torch).
 It runs the smoke trainer in probe mode (trainer.py --probe), which does the PyTorch work the
 job will do and lists every module and shared library that loaded. The image is exactly
 those files -- the interpreter and its standard library, the site-packages entries that were

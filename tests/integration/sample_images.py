@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -71,22 +72,42 @@ def build_sample_image(
     except docker.errors.ImageNotFound as exc:
         raise RuntimeError(f"base image {base_image} is missing; run scripts/install-docker") from exc
     tag = f"smemu-sample/{name}:{content_hash(context, str(base.id))}"
+    return _build_once(client, context, tag, {"BASE_IMAGE": base_image})
+
+
+def _build_once(client: docker.DockerClient, context: Path, tag: str, buildargs: dict[str, str]) -> str:
+    """Build ``context`` as ``tag`` unless that (content-hashed) tag exists already; return the tag."""
     try:
         client.images.get(tag)
         return tag
     except docker.errors.ImageNotFound:
         pass
-    client.images.build(
-        path=str(context),
-        tag=tag,
-        buildargs={"BASE_IMAGE": base_image},
-        network_mode="host",
-        labels=LABELS,
-        pull=False,
-        rm=True,
-        forcerm=True,
-    )
+    client.images.build(path=str(context), tag=tag, buildargs=buildargs, network_mode="host", labels=LABELS,
+                        pull=False, rm=True, forcerm=True)
     return tag
+
+
+BROKEN_DIR = SAMPLES_DIR / "broken"
+BROKEN_BUILD_ARGS: dict[str, dict[str, str]] = {
+    "multi-model.label": {"MULTI_MODELS_LABEL": "false"},
+}
+"""Build arguments a broken variant needs besides BREAK (a label cannot be unset by ENV)."""
+
+
+def build_broken_image(sample: str, rule_id: str, client: docker.DockerClient | None = None) -> str:
+    """The reference image of ``sample`` made to break exactly ``rule_id`` (sample_containers/broken/).
+
+    One ENV (and maybe LABEL) layer on top of the reference image, tagged by the content hash of
+    the broken Dockerfile, the reference image's id and the build arguments: built once.
+    """
+    client = client or docker.from_env()
+    reference = build_sample_image(sample, client=client)
+    context = BROKEN_DIR / sample
+    args = {"BASE_IMAGE": reference, "BREAK": rule_id, **BROKEN_BUILD_ARGS.get(rule_id, {})}
+    base_id = str(client.images.get(reference).id)
+    digest = content_hash(context, base_id + json.dumps(args, sort_keys=True))
+    tag = f"smemu-sample/broken-{sample.replace('_', '-')}:{rule_id.split('.', 1)[1]}-{digest[:12]}"
+    return _build_once(client, context, tag, args)
 
 
 @contextmanager

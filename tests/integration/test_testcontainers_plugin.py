@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -86,6 +87,12 @@ def test_emulator_container_answers_and_uses_minio(smemu_emulator_container, sme
     with pytest.raises(botocore.exceptions.ClientError) as err:
         sm.describe_training_job(TrainingJobName="no-such-job-" + uuid.uuid4().hex[:6])
     assert err.value.response["Error"]["Code"] == "ValidationException"
+
+def test_the_session_emulator_can_be_the_container(smemu_endpoint_url, smemu_emulator_container,
+                                                   smemu_boto3_session):
+    # run with --smemu-emulator=container: the session's fixtures use the emulator's image
+    assert smemu_endpoint_url == smemu_emulator_container.url
+    assert smemu_boto3_session.client("sagemaker").list_endpoints()["Endpoints"] == []
 '''
 
 
@@ -124,10 +131,11 @@ def test_fixtures_start_minio_and_the_emulator_and_clean_up(
     pytester.makeconftest(INNER_CONFTEST)
     pytester.makepyfile(test_inner=INNER_TESTS)
 
-    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider", "-rs", "-q", timeout=300)
+    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider", "-rs", "-q",
+                                           "--smemu-emulator=container", timeout=300)
 
     assert result.ret == 0, result.stdout.str()
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
     seen = json.loads(record.read_text())
     # Finalizers removed the containers and the emulator's home (Ryuk was off).
     with pytest.raises(docker.errors.NotFound):
@@ -148,7 +156,7 @@ def test_orphans_of_a_dead_session_are_reaped(docker_client: docker.DockerClient
         pytest.skip(f"base image {base} missing (scripts/install-docker)")
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)
-    dead_owner = f"{pytest_plugin.socket.gethostname()}:{finished.stdout.strip()}"
+    dead_owner = f"{socket.gethostname()}:{finished.stdout.strip()}"
     orphan = docker_client.containers.create(base, ["sleep", "300"], labels={
         OWNER_LABEL: dead_owner, "smemu.kind": "test"})
     alive = docker_client.containers.create(base, ["sleep", "300"], labels={

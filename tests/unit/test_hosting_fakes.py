@@ -52,7 +52,7 @@ def _handler(spec: ContainerSpec, log: list[tuple[float, str]]) -> type[BaseHTTP
             self.wfile.write(head.encode() + b"\r\n" + body)
 
         def do_GET(self) -> None:
-            healthy = env.get("FAKE_PING_FAIL") != "1"
+            healthy = env.get("FAKE_PING_FAIL") != "1"  # the environment dict may change while it runs
             self._send(200 if healthy else 503, b"{}")
 
         def do_POST(self) -> None:
@@ -127,6 +127,8 @@ class FakeBackend:
     def __init__(self) -> None:
         self.containers: dict[str, FakeContainer] = {}
         self.started: list[ContainerSpec] = []
+        self.refuse_starts = False
+        """Set: start() fails as an engine that cannot create containers does."""
 
     def ensure_image(self, image: str) -> str:
         if image.startswith("missing"):
@@ -134,6 +136,8 @@ class FakeBackend:
         return image
 
     def start(self, spec: ContainerSpec) -> str:
+        if self.refuse_starts:
+            raise RuntimeError_("the engine refused to create the container (test switch)")
         container_id = f"fake{next(self._ids):08d}"
         container = FakeContainer(container_id, spec)
         self.started.append(spec)

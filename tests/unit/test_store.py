@@ -64,3 +64,32 @@ def test_tags_add_overwrite_and_delete(tmp_path: Path) -> None:
     assert store.list_tags(arn) == [{"Key": "b", "Value": "3"}]
     store.delete_tags(arn)
     assert store.list_tags(arn) == []
+
+
+def test_listeners_hear_every_saved_change_with_before_and_after(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    heard: list[tuple[str, str, object, object]] = []
+    store.subscribe(lambda kind, name, before, after: heard.append((kind, name, before, after)))
+    store.insert("endpoint", "e", {"S": "Creating"}, 1.0)
+    store.update("endpoint", "e", lambda r: r.update(S="InService"))
+    store.put("endpoint", "e", {"S": "Updating"}, 1.0)
+    assert not store.insert("endpoint", "E", {"S": "dup"}, 2.0)  # refused: nothing to hear
+    store.delete("endpoint", "e")
+    assert heard == [
+        ("endpoint", "e", None, {"S": "Creating"}),
+        ("endpoint", "e", {"S": "Creating"}, {"S": "InService"}),
+        ("endpoint", "e", {"S": "InService"}, {"S": "Updating"}),
+        ("endpoint", "e", {"S": "Updating"}, None),
+    ]
+
+
+def test_a_failing_listener_does_not_undo_or_stop_the_write(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("listener bug")
+
+    store.subscribe(broken)
+    assert store.insert("model", "m", {"n": 1}, 1.0)
+    assert store.update("model", "m", lambda r: r.update(n=2)) == {"n": 2}
+    assert store.get("model", "m") == {"n": 2}

@@ -129,6 +129,25 @@ def test_stop_with_grace_and_max_runtime(harness: Harness) -> None:
     assert harness.model_files("slow")["terminated"] == b"yes"
 
 
+def test_a_stop_that_arrives_while_the_model_uploads_ends_the_job_stopped(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """StopTrainingJob during Uploading wins (Stopped, model kept), instead of an internal error."""
+    from emulator.training import runner
+
+    upload = runner.upload_model_and_output
+
+    def upload_while_stopped(*args: Any) -> str:
+        harness.service.stop_training_job({"TrainingJobName": "race"}, CTX)
+        return upload(*args)
+
+    monkeypatch.setattr(runner, "upload_model_and_output", upload_while_stopped)
+    harness.create("race")
+    job = harness.final("race")
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped"), job.get("FailureReason")
+    assert "FailureReason" not in job
+    assert harness.model_files("race") == {"model.txt": b"algo-1"}
+
+
 def test_spot_interruption_restarts_with_checkpoints(harness: Harness) -> None:
     harness.service.restart_delay_seconds = 0.05
     harness.create("spot", {"FAKE_SECONDS": "0.5", "FAKE_CHECKPOINT": "1"}, EnableManagedSpotTraining=True,

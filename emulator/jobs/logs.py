@@ -1,44 +1,61 @@
 """Container output to CloudWatch Logs, one stream per host, as the SageMaker SDK expects.
 
-Group ``/aws/sagemaker/TrainingJobs``, stream ``<job>/algo-<n>-<epoch seconds>`` (the epoch
-of the host's first start; a spot restart keeps writing to the same stream, so the SDK's
-tailer, which expects exactly one stream per host, keeps following it). Each host has a
-reader thread on the runtime's log stream; lines are batched and written by one flusher
-thread per job, so a chatty trainer costs one write per batch and a quiet one still shows up
-within a fraction of a second. Every line also goes through the job's metric regexes.
+Shared by every kind of job; each names its group (``/aws/sagemaker/TrainingJobs``,
+``/aws/sagemaker/ProcessingJobs``, ``/aws/sagemaker/TransformJobs``). Streams are
+``<job>/<host>-<epoch seconds>`` (for training the epoch of the host's first start; a spot
+restart keeps writing to the same stream, so the SDK's tailer, which expects exactly one
+stream per host, keeps following it). Each host has a reader thread on the runtime's log
+stream; lines are batched and written by one flusher thread per job, so a chatty container
+costs one write per batch and a quiet one still shows up within a fraction of a second.
+Every line also goes through the job's metric regexes, when it has any.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol
 
 from emulator import cloudwatch
-from emulator.training.metrics import MetricCollector
+from emulator.runtime.spec import RuntimeBackend, RuntimeError_
 
 log = logging.getLogger(__name__)
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 _FLUSH_SECONDS = 0.25
 _MAX_BATCH = 5000
 
 LogSource = Callable[[], Iterator[tuple[float, str]]]
 
 
+class LineObserver(Protocol):
+    """Sees every log line (a training job's MetricDefinitions regexes)."""
+
+    def feed(self, timestamp: float, line: str) -> None: ...
+
+
 def stream_for(job_name: str, host_name: str, started: float) -> str:
-    """``<job>/algo-<n>-<epoch seconds>``."""
+    """``<job>/<host>-<epoch seconds>`` (``<host>``: ``algo-<n>``, or a transform instance id)."""
     return cloudwatch.stream_name(f"{job_name}/{host_name}", started)
 
 
 class JobLogs:
     """Collects every host's lines and writes them to CloudWatch Logs in batches."""
 
-    def __init__(self, account_id: str, region: str, metrics: MetricCollector) -> None:
+    def __init__(
+        self, account_id: str, region: str, metrics: LineObserver | None, group: str,
+        on_flush: Callable[[], None] | None = None,
+    ) -> None:
         self.account_id = account_id
         self.region = region
         self.metrics = metrics
+        self.group = group
+        """The CloudWatch Logs group, e.g. ``/aws/sagemaker/ProcessingJobs``."""
+        self.on_flush = on_flush
+        """Called after every flush (a training job puts its metric values into CloudWatch then)."""
         self._buffers: dict[str, list[tuple[float, str]]] = {}
         self._lock = threading.Lock()
         self._readers: list[threading.Thread] = []
@@ -65,7 +82,8 @@ class JobLogs:
     def _read(self, stream: str, source: LogSource) -> None:
         try:
             for timestamp, line in source():
-                self.metrics.feed(timestamp, line)
+                if self.metrics is not None:
+                    self.metrics.feed(timestamp, line)
                 self._append(stream, timestamp, line)
         except Exception:  # the job must finish even if a log stream breaks
             log.exception("reading logs for %s failed", stream)
@@ -85,10 +103,15 @@ class JobLogs:
         for stream, lines in batches.items():
             for start in range(0, len(lines), _MAX_BATCH):
                 try:
-                    cloudwatch.put_log_lines(self.account_id, self.region, LOG_GROUP, stream,
+                    cloudwatch.put_log_lines(self.account_id, self.region, self.group, stream,
                                              lines[start : start + _MAX_BATCH])
                 except Exception:
                     log.exception("writing %d log lines to %s failed", len(lines), stream)
+        if self.on_flush is not None:
+            try:
+                self.on_flush()
+            except Exception:
+                log.exception("after writing the logs of %s", self.group)
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(_FLUSH_SECONDS):
@@ -100,3 +123,21 @@ class JobLogs:
         self._stop.set()
         self._flusher.join(2.0)
         self.flush()
+
+
+
+def release(backend: RuntimeBackend, labels: dict[str, str], logs: JobLogs | None, work: Path, what: str) -> None:
+    """The end of any job: remove its containers, networks and volumes, finish its logs, delete its scratch.
+
+    Failures are logged, never raised, so the job still gets its terminal status.
+    """
+    try:
+        backend.remove_labelled(labels)
+    except RuntimeError_ as exc:
+        log.warning("removing the containers of %s failed: %s", what, exc)
+    if logs is not None:
+        try:
+            logs.close()
+        except Exception:
+            log.exception("closing the logs of %s failed", what)
+    shutil.rmtree(work, ignore_errors=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from emulator.runtime.spec import ContainerExit, ContainerSpec, RuntimeBackend, RuntimeError_
-from emulator.training.layout import Host
+from emulator.jobs.hosts import Host
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,40 @@
+"""Operations the emulator does not run are refused at once, by name, and boto3 does not retry them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import make_client
+
+
+@pytest.mark.parametrize("call", [
+    lambda sm: sm.start_pipeline_execution(PipelineName="p"),
+    lambda sm: sm.create_compilation_job(
+        CompilationJobName="c", RoleArn="arn:aws:iam::123456789012:role/r",
+        InputConfig={"S3Uri": "s3://b/m.tar.gz", "Framework": "PYTORCH"},
+        OutputConfig={"S3OutputLocation": "s3://b/out", "TargetDevice": "ml_c5"},
+        StoppingCondition={"MaxRuntimeInSeconds": 60}),
+    lambda sm: sm.list_labeling_jobs(),
+])
+def test_unserved_operations_are_refused_fast_and_not_retried(endpoint_url: str, call: Any) -> None:
+    sagemaker = make_client("sagemaker", endpoint_url)  # botocore's default retries, unlike the shared client
+    sagemaker.meta.config.retries = {"max_attempts": 5, "mode": "standard"}
+    started = time.perf_counter()
+    with pytest.raises(ClientError) as refused:
+        call(sagemaker)
+    elapsed = time.perf_counter() - started
+    error = refused.value.response
+    assert error["Error"]["Code"] == "NotImplemented"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert error["ResponseMetadata"]["RetryAttempts"] == 0
+    assert "is not supported by sagemaker-emulator" in error["Error"]["Message"]
+    assert elapsed < 0.1, f"refusal took {elapsed * 1000:.0f} ms"
+
+
+def test_stored_operations_still_answer(sagemaker_client: Any) -> None:
+    sagemaker_client.create_experiment(ExperimentName="refusal-check")
+    assert sagemaker_client.describe_experiment(ExperimentName="refusal-check")["ExperimentName"] == "refusal-check"
