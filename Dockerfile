@@ -9,6 +9,9 @@
 # serving containers can be bind-mounted by the host's engine (see docs/compose.md):
 #   docker run -d --network host -v /var/run/docker.sock:/var/run/docker.sock \
 #     -v /srv/smemu:/srv/smemu -e SMEMU_HOME=/srv/smemu smemu/emulator --host 127.0.0.1
+# The image carries no MinIO binary: give it an S3 (-e SMEMU_S3_ENDPOINT=http://127.0.0.1:9000, as
+# docker-compose.yml does with its MinIO), mount one (-e SMEMU_MINIO_BINARY=/path), or accept the
+# non-durable in-memory store (-e SMEMU_S3_STORE=memory); otherwise it refuses to start and says so.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
