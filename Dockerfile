@@ -8,7 +8,14 @@
 # mounted at the same path as on the host, so that the folders it stages for training and
 # serving containers can be bind-mounted by the host's engine (see docs/compose.md):
 #   docker run -d --network host -v /var/run/docker.sock:/var/run/docker.sock \
-#     -v /srv/smemu:/srv/smemu -e SMEMU_HOME=/srv/smemu smemu/emulator --host 127.0.0.1
+#     -v /srv/smemu:/srv/smemu -e SMEMU_HOME=/srv/smemu smemu/emulator
+#
+# It binds 127.0.0.1 by default, like `smemu serve`: on the host network that is the host's
+# loopback, where the host's tools reach it, and containers it starts reach it through its
+# container gateway on 169.254.170.2 (docs/security.md). Binding another address (--host, or
+# SMEMU_HOST) serves an unauthenticated API to whoever reaches that address: do it only on
+# purpose, and name the Host headers to answer in SMEMU_ALLOWED_HOSTS.
+#
 # The image carries no MinIO binary: give it an S3 (-e SMEMU_S3_ENDPOINT=http://127.0.0.1:9000, as
 # docker-compose.yml does with its MinIO), mount one (-e SMEMU_MINIO_BINARY=/path), or accept the
 # non-durable in-memory store (-e SMEMU_S3_STORE=memory); otherwise it refuses to start and says so.
@@ -45,4 +52,4 @@ HEALTHCHECK --interval=2s --timeout=2s --start-period=30s --retries=3 \
   CMD ["python3", "-c", "import os, socket; socket.create_connection(('127.0.0.1', int(os.environ.get('SMEMU_PORT', '4570'))), 1).close()"]
 WORKDIR /
 ENTRYPOINT ["smemu", "serve"]
-CMD ["--host", "0.0.0.0"]
+CMD ["--host", "127.0.0.1"]

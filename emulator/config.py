@@ -7,6 +7,7 @@ frozen object, so tests can build another one without touching the process envir
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -143,6 +144,23 @@ class Settings:
     disk); the least recently used is unloaded and deleted beyond it. Unset: no count limit."""
     mme_cache_bytes: int | None = None
     """SMEMU_MME_CACHE_BYTES: at most this many extracted model bytes per multi-model instance."""
+    allowed_hosts: tuple[str, ...] = ()
+    """SMEMU_ALLOWED_HOSTS: Host header names answered besides localhost, 127.0.0.1, ::1 and the
+    container gateway's address (e.g. a compose service name); ``*`` turns the check off."""
+    allowed_origins: tuple[str, ...] = ()
+    """SMEMU_ALLOWED_ORIGINS: browser origins (``http://localhost:3000``) allowed to call the edge
+    cross-origin; ``*`` allows every origin. None by default: only same-origin pages (the dashboard)."""
+    moto_api: bool = False
+    """SMEMU_MOTO_API: serve moto's own ``/moto-api`` (reset, state dashboard); off by default."""
+    host_folders: tuple[Path, ...] = ()
+    """SMEMU_HOST_FOLDERS: folders (separated by ``:``) under which ``file://`` channels and inputs
+    may name host folders. None by default: every ``file://`` URI is refused."""
+    instance_quotas: tuple[tuple[str, str, int], ...] = ()
+    """SMEMU_INSTANCE_QUOTAS: per-instance-type quotas, ``[usage/]type=count`` entries separated
+    by commas (``ml.m5.large=40,endpoint/ml.g5.xlarge=2,*=20``); see emulator/quotas.py."""
+    max_request_bytes: int = 16 * 1024 * 1024
+    """SMEMU_MAX_REQUEST_BYTES: the largest request body the edge reads for control-plane and other
+    AWS API calls (S3 objects and invocations have AWS's own limits)."""
     runtime: str = "docker"
     """SMEMU_RUNTIME: where containers run: ``docker`` (this machine's engine) or ``kubernetes``."""
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
@@ -229,6 +247,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             text("TRAINING_CHECKPOINT_SYNC_SECONDS", str(defaults.training_checkpoint_sync_seconds))),
         mme_cache_models=int(env["SMEMU_MME_CACHE_MODELS"]) if env.get("SMEMU_MME_CACHE_MODELS") else None,
         mme_cache_bytes=int(env["SMEMU_MME_CACHE_BYTES"]) if env.get("SMEMU_MME_CACHE_BYTES") else None,
+        allowed_hosts=_words(env.get("SMEMU_ALLOWED_HOSTS")),
+        allowed_origins=_origins(env.get("SMEMU_ALLOWED_ORIGINS")),
+        moto_api=parse_bool(env.get("SMEMU_MOTO_API"), False),
+        host_folders=_folders(env.get("SMEMU_HOST_FOLDERS")),
+        instance_quotas=_quotas(env.get("SMEMU_INSTANCE_QUOTAS")),
+        max_request_bytes=int(text("MAX_REQUEST_BYTES", str(defaults.max_request_bytes))),
         endpoint_health_check_seconds=float(
             text("ENDPOINT_HEALTH_CHECK_SECONDS", str(defaults.endpoint_health_check_seconds))),
         runtime=_runtime(env.get("SMEMU_RUNTIME")),
@@ -274,6 +298,34 @@ def _s3_store(store: str | None, endpoint: str | None) -> str:
         raise ValueError("SMEMU_S3_STORE=external goes with SMEMU_S3_ENDPOINT, and SMEMU_S3_ENDPOINT with no "
                          f"other store (got SMEMU_S3_STORE={store!r}, SMEMU_S3_ENDPOINT={endpoint!r})")
     return choice
+
+
+def _words(value: str | None) -> tuple[str, ...]:
+    """A comma-separated list, lower-cased, blanks dropped."""
+    return tuple(word.strip().lower() for word in (value or "").split(",") if word.strip())
+
+
+def _origins(value: str | None) -> tuple[str, ...]:
+    """SMEMU_ALLOWED_ORIGINS: ``scheme://host[:port]`` each (no path), or ``*``."""
+    origins = tuple(word.rstrip("/") for word in _words(value))
+    for origin in origins:
+        if origin not in ("*", "null") and not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ValueError(f"SMEMU_ALLOWED_ORIGINS: {origin!r} is not an origin such as http://localhost:3000")
+    return origins
+
+
+def _folders(value: str | None) -> tuple[Path, ...]:
+    """SMEMU_HOST_FOLDERS, checked now: absolute folders, never a sensitive one (emulator/host_paths.py)."""
+    from emulator.host_paths import check_allowed_root
+
+    roots = [part.strip() for part in (value or "").split(os.pathsep) if part.strip()]
+    return tuple(check_allowed_root(Path(root).expanduser()) for root in roots)
+
+
+def _quotas(value: str | None) -> tuple[tuple[str, str, int], ...]:
+    from emulator.quotas import parse_quotas
+
+    return parse_quotas(value or "")
 
 
 def _gpus(value: str | None) -> str | None:

@@ -5,22 +5,18 @@ credentials endpoint; boto3 finds it through ``AWS_CONTAINER_CREDENTIALS_*`` var
 never sees anyone else's keys. The emulator does the same:
 
 * :class:`CredentialBroker` issues a signed per-container token for a role and, when the
-  container presents it, answers ``{AccessKeyId, SecretAccessKey, Token, Expiration}`` from
-  STS AssumeRole in moto (session name ``SageMaker``, as on AWS). Tokens are HMAC-signed with a
-  key kept in ``SMEMU_HOME/state``, so they stay valid across a restart of the emulator
-  (re-adopted endpoints keep working) and cannot be forged by a container.
-* :class:`CredentialsMiddleware` serves it on the edge app at :data:`CREDENTIALS_PATH`.
-* :class:`ContainerGateway` makes the emulator reachable from containers. The emulator itself
-  listens on 127.0.0.1 only, which a container cannot reach. botocore accepts an ``http``
-  ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` only for a loopback address or the ECS/EKS addresses
-  169.254.170.2, 169.254.170.23, fd00:ec2::23 (``ContainerMetadataFetcher._ALLOWED_HOSTS``).
-  So the gateway creates a Docker bridge network (``smemu-containers``, labelled
-  ``smemu.kind=network``) whose **host-side** address is 169.254.170.2, and serves the edge
-  application a second time on ``169.254.170.2:<edge port>``. A container on any bridge
-  network reaches that host address through its default route (measured: the default bridge
-  and a per-job network both answer; ``--network none`` and ``--internal`` networks do not,
-  which matches SageMaker's network isolation, where containers get no credentials either).
-  The address is link-local: nothing outside this machine can reach it.
+  container presents it, answers ``{AccessKeyId, SecretAccessKey, Token, Expiration}``: an
+  access key, secret and session token it generates itself for the role (session name
+  ``SageMaker``, as on AWS), valid for an hour and renewed before botocore refreshes. Tokens
+  are HMAC-signed with a key kept in ``SMEMU_HOME/state`` and the issued credentials are kept
+  in the emulator's own SQLite file (``emulator.credential_store``), so both stay valid across
+  a restart (re-adopted endpoints keep working) and cannot be forged by a container. The
+  credentials are also made known to moto's STS, so ``GetCallerIdentity`` names the role.
+* :class:`CredentialsMiddleware` serves the endpoint at :data:`CREDENTIALS_PATH`.
+* The container gateway (``emulator.container_gateway``) is where containers reach the
+  emulator, at 169.254.170.2 on the shared network ``smemu-containers``
+  (``emulator.runtime.gateway_network``); it admits AWS calls only when they are signed with
+  credentials issued here.
 * :func:`container_environment` gives a container the variables: the credentials URI and
   token, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` pointing at the gateway (S3 included:
   the edge relays S3 to whichever store is configured, signed with the store's credentials,
@@ -44,19 +40,20 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from emulator.credential_store import CredentialStore, Issued
 from emulator.iam import SESSION_NAME, find_role
+from emulator.runtime.gateway_network import GATEWAY_ADDRESS, NETWORK_NAME, NETWORK_SUBNET  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 CREDENTIALS_PATH = "/_smemu/credentials"
 """The credentials endpoint on the edge app (outside every AWS API's path space)."""
-CONTAINER_HOST_IP = "169.254.170.2"
+CONTAINER_HOST_IP = GATEWAY_ADDRESS
 """The ECS container-credentials address, which botocore accepts over plain http."""
-NETWORK_NAME = "smemu-containers"
-NETWORK_SUBNET = "169.254.170.0/24"
 DURATION_SECONDS = 3600
 REFRESH_MARGIN_SECONDS = 20 * 60
-"""Hand out cached credentials only while they have this long left (botocore refreshes at 15 min)."""
+"""Hand out the same set only while it has this long left (botocore refreshes 15 min before expiry)."""
+_KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
 class InvalidToken(Exception):
@@ -64,18 +61,19 @@ class InvalidToken(Exception):
 
 
 class CredentialBroker:
-    """Issues container tokens and turns them into the role's temporary credentials."""
+    """Issues container tokens and, for a token, the role's temporary credentials."""
 
-    def __init__(self, key_path: Path, account_id: str, region: str) -> None:
+    def __init__(self, key_path: Path, account_id: str, region: str, store: CredentialStore | None = None) -> None:
         self.account_id = account_id
         self.region = region
         self._key = _load_or_create_key(key_path)
-        self._cache: dict[str, dict[str, Any]] = {}
+        self.store = store or CredentialStore(key_path.with_name("container-credentials.db"))
         self._lock = threading.Lock()
+        self._registered = False
 
     @classmethod
     def from_settings(cls, settings: Any) -> CredentialBroker:
-        """A broker whose signing key lives in ``<home>/state/container-credentials.key``."""
+        """A broker whose key and issued credentials live in ``<home>/state/``."""
         return cls(Path(settings.state_dir) / "container-credentials.key", settings.account_id, settings.region)
 
     def issue(self, role_arn: str, session_name: str = SESSION_NAME) -> str:
@@ -92,28 +90,35 @@ class CredentialBroker:
         return str(claims["r"]), str(claims["s"])
 
     def credentials(self, token: str) -> dict[str, Any]:
-        """The container credentials document for a token (cached until 20 min before expiry)."""
+        """The container credentials document for a token (the same set until 20 min before expiry)."""
         role_arn, session = self.role_for(token)
-        with self._lock:
-            cached = self._cache.get(token)
-            if cached is not None and cached["_expires"] - time.time() > REFRESH_MARGIN_SECONDS:
-                return {k: v for k, v in cached.items() if not k.startswith("_")}
+        token_id = hashlib.sha256(token.strip().encode()).hexdigest()[:32]
         account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else self.account_id
         if find_role(role_arn, account, self.region) is None:
             raise InvalidToken(f"the role {role_arn} no longer exists, so it cannot be assumed")
-        assumed = _assume_role(role_arn, session, account, self.region)
-        expires = assumed.expiration.replace(tzinfo=dt.timezone.utc)
-        document = {
-            "AccessKeyId": assumed.access_key_id,
-            "SecretAccessKey": assumed.secret_access_key,
-            "Token": assumed.session_token,
-            "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "RoleArn": role_arn,
-            "AccountId": account,
-        }
         with self._lock:
-            self._cache[token] = {**document, "_expires": expires.timestamp()}
-        return document
+            latest = self.store.latest_for_token(token_id)
+            if latest is not None and latest.expires - time.time() > REFRESH_MARGIN_SECONDS:
+                return _document(latest)
+            now = time.time()
+            issued = Issued(access_key_id="ASIA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16)),
+                            secret_access_key=secrets.token_urlsafe(30), session_token=secrets.token_urlsafe(96),
+                            role_arn=role_arn, session_name=session, account_id=account, token_id=token_id,
+                            issued=now, expires=now + DURATION_SECONDS)
+            self.store.add(issued)
+        _make_known_to_sts(issued, self.region)
+        return _document(issued)
+
+    def lookup(self, access_key_id: str) -> Issued | None:
+        """The credentials issued with this access key (for the gateway's signature check)."""
+        return self.store.by_access_key(access_key_id)
+
+    def restore_identities(self) -> int:
+        """Make every unexpired issued set known to moto's STS again (after a restart); how many."""
+        restored = 0
+        for issued in self.store.unexpired():
+            restored += _make_known_to_sts(issued, self.region)
+        return restored
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
@@ -168,96 +173,42 @@ def container_environment(role_arn: str | None, settings: Any, broker: Credentia
     return env
 
 
-class ContainerGateway:
-    """The edge application served a second time, on 169.254.170.2, for containers.
+def _document(issued: Issued) -> dict[str, Any]:
+    """The container credentials endpoint's answer (what botocore's ContainerProvider reads)."""
+    expires = dt.datetime.fromtimestamp(issued.expires, dt.timezone.utc)
+    return {
+        "AccessKeyId": issued.access_key_id,
+        "SecretAccessKey": issued.secret_access_key,
+        "Token": issued.session_token,
+        "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "RoleArn": issued.role_arn,
+        "AccountId": issued.account_id,
+    }
 
-    ``client`` is a docker-py ``DockerClient`` (only used to create the network). The network is
-    shared by every emulator on this engine and never removed by us: each emulator listens on
-    its own port of the same address.
+
+def _make_known_to_sts(issued: Issued, region: str) -> int:
+    """Register the set in moto's STS as an assumed role (1), unless it knows it already (0).
+
+    Only so that STS answers ``GetCallerIdentity`` with the role's session, as AWS would; the
+    gateway never asks moto whether a key is valid.
     """
-
-    def __init__(self, app: Callable[..., Iterable[bytes]], port: int, client: Any, *, threads: int = 16,
-                 host_ip: str = CONTAINER_HOST_IP, network: str = NETWORK_NAME, subnet: str = NETWORK_SUBNET) -> None:
-        self.app = app
-        self.port = port
-        self.client = client
-        self.threads = threads
-        self.host_ip = host_ip
-        self.network = network
-        self.subnet = subnet
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The emulator's URL as containers use it."""
-        return f"http://{self.host_ip}:{self.port}"
-
-    def ensure_network(self) -> None:
-        """Create the network that puts ``host_ip`` on this machine, unless it exists."""
-        import docker.errors
-        from docker.types import IPAMConfig, IPAMPool
-
-        for attempt in range(2):
-            existing = [n for n in self.client.networks.list(names=[self.network]) if n.name == self.network]
-            if existing:
-                gateways = [c.get("Gateway") for c in (existing[0].attrs.get("IPAM") or {}).get("Config") or []]
-                if self.host_ip not in gateways:
-                    raise RuntimeError(f"Docker network {self.network} exists but its gateway is {gateways}, not "
-                                       f"{self.host_ip}; remove it (`docker network rm {self.network}`)")
-                return
-            try:
-                self.client.networks.create(
-                    self.network, driver="bridge",
-                    ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=self.subnet, gateway=self.host_ip)]),
-                    labels={"smemu.kind": "network", "smemu.name": self.network},
-                )
-                return
-            except docker.errors.APIError as exc:
-                if attempt:  # not a race with another emulator: the subnet is taken
-                    raise RuntimeError(f"cannot create Docker network {self.network} ({self.subnet}, gateway "
-                                       f"{self.host_ip}): {exc.explanation or exc}") from exc
-
-    def start(self) -> ContainerGateway:
-        """Create the network if needed and serve on ``host_ip:port`` in a background thread."""
-        from cheroot import wsgi
-
-        self.ensure_network()
-        self._server = wsgi.Server((self.host_ip, self.port), self.app, numthreads=self.threads,
-                                   server_name="smemu-containers", request_queue_size=64, timeout=75,
-                                   shutdown_timeout=5)
-        try:
-            self._server.prepare()
-        except OSError as exc:
-            raise RuntimeError(f"cannot listen on {self.host_ip}:{self.port} for containers: {exc}. The emulator "
-                               f"must run on the Docker host itself (not inside a container) for this") from exc
-        self._thread = threading.Thread(target=self._server.serve, name="smemu-container-gateway", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (the network stays for the next start)."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-
-def _assume_role(role_arn: str, session: str, account: str, region: str) -> Any:
-    """moto's AssumeRole, journaled (emulator/awsstate) so the assumed role is known after a restart."""
-    from emulator.awsstate import direct_write
-
-    return direct_write("sts.assume_role", {"role_arn": role_arn, "session": session, "account": account,
-                                            "region": region})
-
-
-def apply_assume_role(role_arn: str, session: str, account: str, region: str) -> Any:
-    """The write itself (also what a replay of the journal calls)."""
-    from moto.sts.models import sts_backends
+    from moto.iam.models import AccessKey
+    from moto.sts.models import AssumedRole, sts_backends
     from moto.utilities.utils import get_partition
 
-    backend = sts_backends[account][get_partition(region)]
-    return backend.assume_role(region_name=region, role_session_name=session, role_arn=role_arn, policy="",
-                               duration=DURATION_SECONDS, external_id="")
+    backend = sts_backends[issued.account_id][get_partition(region)]
+    if backend.get_assumed_role_from_access_key(issued.access_key_id) is not None:
+        return 0
+    key = AccessKey(None, prefix="ASIA", account_id=issued.account_id)  # type: ignore[abstract]
+    key.access_key_id, key.secret_access_key, key.role_arn = (issued.access_key_id, issued.secret_access_key,
+                                                             issued.role_arn)
+    role = AssumedRole(account_id=issued.account_id, region_name=region, access_key=key,
+                       role_session_name=issued.session_name, role_arn=issued.role_arn, policy="",
+                       duration=DURATION_SECONDS, external_id="")
+    role.session_token = issued.session_token
+    role.expiration = dt.datetime.fromtimestamp(issued.expires, dt.timezone.utc).replace(tzinfo=None)
+    backend.assumed_roles.append(role)
+    return 1
 
 
 def _load_or_create_key(path: Path) -> bytes:

@@ -8,7 +8,6 @@ restart) and ``stop()`` hooks.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any, Callable, Mapping
 
@@ -72,7 +71,9 @@ class Platform:
     @property
     def home_id(self) -> str:
         """The emulator home's id in every container, network and volume label (``smemu.home``)."""
-        return hashlib.sha1(str(self.settings.home.resolve()).encode()).hexdigest()[:12]
+        from emulator.runtime.naming import home_id
+
+        return home_id(self.settings.home)
 
     def check_role(self, role_arn: str | None, operation: str, ctx: CallContext, source_arn: str | None = None) -> None:
         """SageMaker's ValidationException unless SageMaker could assume the role (emulator/iam.py)."""

@@ -26,14 +26,19 @@ from emulator.homelock import HomeLock
 from emulator.objectstore import ObjectStore, open_store
 from emulator.platform import Platform, build_platform
 from emulator.runtime.docker_backend import configure_gpu_runtime, configure_host_paths
+from emulator.runtime.naming import configure_home, home_id
 
 log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 5 * 1024**3 + 64 * 1024
+"""The server's backstop for bodies without Content-Length (chunked): S3's largest PUT and a margin."""
 
 
 def build_application(settings: Settings, object_store: ObjectStore,
                       aws_state: AwsState) -> tuple[EdgeApplication, Platform]:
     """The edge application with its platform; the AWS state is replayed into moto here."""
     configure_host_paths(settings.home, settings.host_home)
+    configure_home(settings.home)
     configure_gpu_runtime(settings.gpu_runtime)
     moto = MotoBridge(aws_state)
     aws_state.restore(moto.app)
@@ -65,6 +70,13 @@ def with_own_routes(app: Any, platform: Platform) -> Any:
 
     mirror = EcrMirror(get_registry(platform.settings), platform.settings.account_id)
     return EcrMiddleware(CredentialsMiddleware(app, platform.credentials), mirror, platform.settings.region)
+
+
+def with_policy(app: Any, settings: Settings) -> Any:
+    """The app behind the edge's request policy: Host and Origin checks, /moto-api, sizes (http_policy.py)."""
+    from emulator.gateway.policy_middleware import EdgePolicy
+
+    return EdgePolicy(app, settings)
 
 
 def with_dashboard(app: Any, platform: Platform) -> Any:
@@ -99,13 +111,14 @@ class EmulatorServer:
         self._gateway: Any = None
         self._server = wsgi.Server(
             (settings.host, settings.port),
-            self.edge_app,
+            with_policy(self.edge_app, settings),
             numthreads=settings.threads,
             server_name="smemu",
             request_queue_size=128,
             timeout=75,
             shutdown_timeout=5,
         )
+        self._server.max_request_body_size = MAX_BODY_BYTES
         self._thread: threading.Thread | None = None
 
     @property
@@ -119,6 +132,7 @@ class EmulatorServer:
         self._server.prepare()
         if self.settings.container_gateway:
             self._start_gateway()
+        self.platform.credentials.restore_identities()
         self.platform.start()
         self._thread = threading.Thread(target=self._server.serve, name="smemu-edge", daemon=True)
         self._thread.start()
@@ -126,16 +140,39 @@ class EmulatorServer:
         return self
 
     def _start_gateway(self) -> None:
-        """Serve the edge on 169.254.170.2 for containers; without it they get no credentials."""
-        from emulator.credentials import ContainerGateway
+        """Serve the container gateway on 169.254.170.2 (emulator/container_gateway.py).
 
+        Without it containers get no credentials and no endpoints (the emulator still serves).
+        """
+        from emulator.container_gateway import ContainerGateway, GatewayAuth
+        from emulator.runtime.docker_backend import get_backend
+
+        settings = self.settings
+        home = home_id(settings.home)
         try:
-            import docker
-
-            self._gateway = ContainerGateway(self.wsgi_app, self.port, docker.from_env()).start()
+            backend = get_backend()
+            auth = GatewayAuth(with_policy(self.wsgi_app, settings), self.platform.credentials,
+                               iam_enforce=lambda: bool(self.platform.settings.iam_enforce),
+                               max_body_bytes=settings.max_request_bytes,
+                               subnets=lambda: [*backend.container_subnets(home), *self._cluster_subnets(home)])
+            self._gateway = ContainerGateway(auth, self.port, backend.ensure_gateway_network,
+                                             max_body_bytes=MAX_BODY_BYTES,
+                                             watch_network=backend.watch_gateway_network).start()
             self.platform.gateway_url = self._gateway.url
         except Exception as exc:  # no engine, or not on the Docker host: the emulator still serves
             log.warning("containers will not reach the emulator: %s", exc)
+
+    def _cluster_subnets(self, home: str) -> list[str]:
+        """With SMEMU_RUNTIME=kubernetes, where the cluster's pods reach the gateway from (none otherwise)."""
+        if self.settings.runtime != "kubernetes":
+            return []
+        from emulator.runtime.factory import backend_for
+
+        try:
+            return list(backend_for(self.settings).container_subnets(home))  # type: ignore[attr-defined]
+        except Exception as exc:  # no cluster now: its pods cannot be calling either
+            log.debug("no pod addresses for the gateway: %s", exc)
+            return []
 
     def serve_forever(self) -> None:
         """Serve in the foreground until interrupted (SIGINT/SIGTERM handled by the caller)."""

@@ -90,7 +90,9 @@ def emulator_settings(tmp_path_factory: pytest.TempPathFactory, s3_backend: str,
     home = tmp_path_factory.mktemp(f"smemu-home-{s3_backend}")
     base = load_settings({k: v for k, v in os.environ.items() if k in ("SMEMU_BASE_IMAGE", "SMEMU_MINIO_BINARY",
                                                                        "SMEMU_CACHE")})
-    settings = base.with_overrides(port=free_port(), home=Path(home), host="127.0.0.1", s3_store=s3_backend)
+    # file:// channels of tests name folders under pytest's temporary root (emulator/host_paths.py).
+    settings = base.with_overrides(port=free_port(), home=Path(home), host="127.0.0.1", s3_store=s3_backend,
+                                   host_folders=(tmp_path_factory.getbasetemp().resolve(),))
     if s3_backend == "minio":
         ensure_minio_binary()
     if s3_backend == "external":
@@ -111,6 +113,23 @@ def emulator(emulator_settings: Settings) -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(emulator: Any) -> str:
+    """The session emulator's container gateway, as its containers reach it (169.254.170.2)."""
+    assert emulator.platform.gateway_url, "the container gateway did not start"
+    return str(emulator.platform.gateway_url)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """A docker-py client of this machine's engine (modules may define their own)."""
+    import docker
+
+    client = docker.from_env()
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -56,7 +56,6 @@ the messages that were in flight at a restart are not."""
 DIRECT_WRITES = {
     "logs.put_log_events": "emulator.cloudwatch:apply_log_events",
     "ecr.record_image": "emulator.ecr:apply_registry_image",
-    "sts.assume_role": "emulator.credentials:apply_assume_role",
     "cloudwatch.put_metric_values": "emulator.cloudwatch:apply_metric_values",
 }
 """Writes the emulator makes straight into moto backends: journal name -> ``module:function``."""

@@ -117,13 +117,19 @@ class ContainerEvents:
         self.close()
 
 
+_DOCKER_DNS = "0B00007F"
+"""127.0.0.11 as /proc/net/tcp writes it: Docker's resolver on user-defined networks, not the container's."""
+
+
 def parse_socket_table(text: str) -> set[int]:
-    """Listening TCP ports in a /proc/net/tcp or tcp6 table."""
+    """Listening TCP ports in a /proc/net/tcp or tcp6 table (Docker's embedded DNS left out)."""
     ports: set[int] = set()
     for line in text.splitlines()[1:]:
         fields = line.split()
         if len(fields) > 3 and fields[3] == _LISTEN and ":" in fields[1]:
-            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+            address, _, port = fields[1].rpartition(":")
+            if address != _DOCKER_DNS:
+                ports.add(int(port, 16))
     return ports
 
 

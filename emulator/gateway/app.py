@@ -2,7 +2,7 @@
 
 Routing, in order (DESIGN.md decision 1):
 
-1. ``/moto-api/...``                                   -> moto (its reset and static APIs)
+1. ``/moto-api/...``                                   -> moto (only with SMEMU_MOTO_API=1; http_policy.py)
 2. SigV4 scope ``sagemaker`` (or unsigned) and ``X-Amz-Target: SageMaker.<Op>``
                                                        -> the control plane (Flask)
 3. scope ``sagemaker`` and a path under ``/endpoints/`` -> the runtime (Flask)
@@ -188,7 +188,7 @@ class EdgeApplication:
         try:
             found = self.rest_protocol.operation_for(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
             if found is None:
-                raise ValidationError(f"Unknown runtime path {environ.get('PATH_INFO')}")
+                raise ValidationError(f"Unknown runtime path {str(environ.get('PATH_INFO'))[:200]}")
             operation, uri_params = found
             params = self.rest_protocol.parse(operation, uri_params, _environ_headers(environ), _read_body(environ))
             streaming = self.streaming.get(operation.name)

@@ -24,9 +24,12 @@ WsgiApp = Callable[..., Iterable[bytes]]
 def create_moto_app() -> WsgiApp:
     """moto's server application: one WSGI callable for every AWS service it knows."""
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from moto.moto_server import werkzeug_app
 
-    return DomainDispatcherApplication(create_backend_app)  # type: ignore[return-value]
+    # moto's own CORS answers every preflight and reflects any Origin; the edge's policy
+    # (emulator/gateway/http_policy.py) decides instead, before moto sees a request.
+    werkzeug_app.DISABLE_GLOBAL_CORS = True
+    return werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)  # type: ignore[return-value]
 
 
 class MotoBridge:
@@ -42,11 +45,44 @@ class MotoBridge:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         from emulator.objectstore import is_s3_request
 
-        if is_s3_request(environ):
+        if is_s3_request(environ):  # an S3 body is an object's bytes, not an API request to check
             # moto decodes the path it is given again unless it has the raw one (a key with "%20" in it)
             if "RAW_URI" not in environ and environ.get("REQUEST_URI"):
                 environ["RAW_URI"] = environ["REQUEST_URI"]
             return self.app(environ, start_response)
+        if "json" in str(environ.get("CONTENT_TYPE", "")):
+            refused = _deep_json_refusal(environ)
+            if refused is not None:
+                return refused(start_response)
         if self.state is None:
             return self.app(environ, start_response)
         return self.state.handle(self.app, environ, start_response)
+
+
+def _deep_json_refusal(environ: dict[str, Any]) -> Callable[[Callable[..., Any]], Iterable[bytes]] | None:
+    """A 400 for a JSON body nested deeper than any AWS shape (moto's parser would answer 500).
+
+    The body is read here (the edge's policy has bounded its size) and put back for moto.
+    """
+    import io
+
+    from emulator.gateway import aws_errors
+    from emulator.gateway.policy_middleware import MAX_JSON_DEPTH, json_too_deep
+
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    body = stream.read(int(length)) if length else stream.read()
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    if not json_too_deep(body):
+        return None
+    headers = aws_errors.lower_headers(environ)
+    protocol = aws_errors.request_protocol(str(environ.get("PATH_INFO", "")), headers)
+    status, response_headers, payload = aws_errors.render(
+        protocol, 400, "SerializationException", f"The request body nests JSON deeper than {MAX_JSON_DEPTH} levels")
+
+    def answer(start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response(f"{status} Bad Request", response_headers)
+        return [payload]
+
+    return answer

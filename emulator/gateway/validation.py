@@ -214,10 +214,14 @@ def _no_constants(name: str) -> Any:
 
 def load_json_object(body: bytes) -> dict[str, Any]:
     """A request body that must be a JSON object; anything else is a SerializationException."""
+    from emulator.gateway.policy_middleware import MAX_JSON_DEPTH, json_too_deep
+
+    if json_too_deep(body):
+        raise SerializationException(f"The request body nests JSON deeper than {MAX_JSON_DEPTH} levels")
     try:
         document = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SerializationException(f"The request body is not valid JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise SerializationException(f"The request body is not valid JSON: {str(exc)[:200]}") from None
     if isinstance(document, list):
         raise SerializationException(_START_OF_LIST)
     if not isinstance(document, dict):
@@ -371,10 +375,17 @@ def _all_rules(shape: Shape) -> list[str]:
 # -- printing values as Java does --------------------------------------------------------------
 
 
+ECHO_LIMIT = 256
+"""Longest value a validation message echoes; a longer one is cut (a 50 MB name is not sent back)."""
+
+
 def _value_prefix(value: Any, shape: Shape) -> str:
     if shape.metadata.get("sensitive"):
         return "Value"
-    return f"Value '{_java_text(value)}'"
+    text = _java_text(value)
+    if len(text) > ECHO_LIMIT:
+        text = f"{text[:ECHO_LIMIT]}... ({len(text)} characters)"
+    return f"Value '{text}'"
 
 
 def _java_text(value: Any) -> str:

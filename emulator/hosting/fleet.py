@@ -8,7 +8,6 @@ endpoints (and only its own) without any record of container ids.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import secrets
@@ -23,6 +22,7 @@ from typing import Any
 from emulator.hosting.multi_model import MODELS_PATH, instance_models_dir
 from emulator.hosting.plan import ContainerPlan, VariantPlan
 from emulator.hosting.validation import SINGLE
+from emulator.runtime.naming import home_id
 from emulator.runtime.spec import ContainerSpec, RuntimeError_, StagedFolder
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ LAUNCH_FAILURE_GRACE = 1.0
 
 def home_label(home: Path) -> str:
     """A short id of the emulator home, so two emulators on one engine never adopt each other's containers."""
-    return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+    return home_id(home)
 
 
 def new_instance_id() -> str:

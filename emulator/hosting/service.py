@@ -47,6 +47,7 @@ from emulator.hosting.routing import RoutingTable
 from emulator.hosting.serverless import Serverless
 from emulator.hosting.streaming import StreamInvoker
 from emulator.hosting.validation import validate_weights_update
+from emulator.quotas import check_instance_quota, count_by_type
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,7 @@ class HostingService(ModelOperations):
         name = request["EndpointName"]
         arn = ctx.arn("endpoint", name)
         config, models = self._snapshot(request["EndpointConfigName"], ctx)
+        self._check_quota(_config_instances(config), name)  # before anything looks at each instance
         gpu_refusal = self.fleet.check_gpus(config, name)  # GPU types without GPUs here: emulator/gpus.py
         if gpu_refusal:
             from emulator.errors import ResourceLimitExceeded
@@ -293,6 +295,7 @@ class HostingService(ModelOperations):
         if current is None:
             raise ValidationException(f'Cannot update in-progress endpoint "{record["EndpointArn"]}".')
         config, models = self._snapshot(request["EndpointConfigName"], ctx)
+        self._check_quota(_config_instances(config), name)
         deployment = self.deployer.new_deployment(name, config, models, ctx.region)
         if any(not v.is_serverless for v in current.plan.variants) and any(
             v.is_serverless for v in deployment.plan.variants
@@ -316,9 +319,22 @@ class HostingService(ModelOperations):
         if state is None or state.active is None:
             raise ValidationException(f'Cannot update in-progress endpoint "{record["EndpointArn"]}".')
         validate_weights_update(request, state.active.weights, state.active.plan.config_name)
+        types = {v.name: v.instance_type for v in state.active.plan.variants if not v.is_serverless}
+        self._check_quota([(types.get(item["VariantName"]), int(item.get("DesiredInstanceCount") or
+                                                                  state.active.counts.get(item["VariantName"], 0)))
+                           for item in request["DesiredWeightsAndCapacities"]], name)
         self._begin_update(name, ctx)
         self.deployer.rescale(name, request["DesiredWeightsAndCapacities"])
         return {"EndpointArn": record["EndpointArn"]}
+
+    def _check_quota(self, wanted: list[tuple[str | None, int]], endpoint: str) -> None:
+        """ResourceLimitExceeded when ``wanted`` and every other endpoint's instances pass a quota."""
+        in_use = count_by_type(
+            (variant.instance_type, deployment.counts.get(variant.name, variant.instance_count))
+            for key, state in list(self.deployer.states.items()) if key != endpoint.lower()
+            for deployment in (state.active, state.pending) if deployment is not None
+            for variant in deployment.plan.variants if not variant.is_serverless)
+        check_instance_quota(self.settings.instance_quotas, "endpoint", count_by_type(wanted), in_use)
 
     def delete_endpoint(self, request: Request, ctx: CallContext) -> dict[str, Any]:
         """DeleteEndpoint: stops routing at once; the record goes when the fleet is gone."""
@@ -339,3 +355,9 @@ class HostingService(ModelOperations):
         if not already:
             self.deployer.delete(name)
         return {}
+
+
+def _config_instances(config: dict[str, Any]) -> list[tuple[str | None, int]]:
+    """``(instance type, count)`` of an endpoint configuration's instance-based variants."""
+    return [(v.get("InstanceType"), int(v.get("InitialInstanceCount") or 1))
+            for v in config.get("ProductionVariants") or [] if not v.get("ServerlessConfig")]

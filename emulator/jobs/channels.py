@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlparse
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from emulator.host_paths import is_inside
 from emulator.s3 import S3Location
 from emulator.jobs.hosts import Host
 
@@ -151,7 +152,8 @@ def _list_local(uri: str) -> list[DataObject]:
     root = local_folder(uri)
     if root.is_file():
         return [DataObject(root.name, local=root)]
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    # A link that leads out of the folder is not the folder's data (emulator/host_paths.py).
+    files = sorted(p for p in root.rglob("*") if p.is_file() and is_inside(p, root)) if root.is_dir() else []
     if not files:
         raise ChannelError(f'ClientError: Data download failed: no files found under "{uri}" given in input data source.')
     return [DataObject(p.relative_to(root).as_posix(), local=p) for p in files]

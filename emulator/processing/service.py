@@ -17,12 +17,14 @@ from typing import Any
 
 from emulator.context import CallContext
 from emulator.errors import ValidationException, job_name_in_use, resource_not_found_job
+from emulator.host_paths import check_file_uris
 from emulator.jobs import records as rec
 from emulator.jobs.attempt import SIGNAL_SHUTDOWN, SIGNAL_STOP
 from emulator.processing.inputs import WORK_FOLDER
 from emulator.processing.layout import KIND
 from emulator.processing.runner import SHUTDOWN_REASON, ProcessingEnv, ProcessingRunner
 from emulator.processing.validation import validate_create_request
+from emulator.quotas import check_jobs_quota
 from emulator.runtime.spec import RuntimeBackend, RuntimeError_
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,12 @@ class ProcessingService:
     def create_processing_job(self, request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Record the job and start it in the background; answers with its ARN at once."""
         validate_create_request(request)
+        settings = self.platform.settings
+        check_file_uris(settings, ((f"ProcessingInput '{item['InputName']}' S3Uri",
+                                    (item.get("S3Input") or {}).get("S3Uri", ""))
+                                   for item in request.get("ProcessingInputs") or []))
+        check_jobs_quota(settings.instance_quotas, "processing", _instances(request),
+                         (_instances(r) for r in self.platform.store.list(KIND) if not self.records.is_terminal(r)))
         name = request["ProcessingJobName"]
         arn = ctx.arn("processing-job", name)
         self.platform.check_role(request["RoleArn"], "CreateProcessingJob", ctx, arn)
@@ -161,3 +169,9 @@ class ProcessingService:
     def _forget(self, name: str) -> None:
         with self._lock:
             self._runners.pop(name.lower(), None)
+
+
+def _instances(record: dict[str, Any]) -> list[tuple[str | None, int]]:
+    """``(instance type, count)`` of a processing job (emulator/quotas.py)."""
+    cluster = (record.get("ProcessingResources") or {}).get("ClusterConfig") or {}
+    return [(cluster.get("InstanceType"), int(cluster.get("InstanceCount") or 0))]

@@ -25,11 +25,14 @@ import datetime as dt
 import logging
 import math
 import os
+import re
+import secrets
 import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -39,6 +42,8 @@ import docker.utils
 import requests.exceptions
 from docker.types import DeviceRequest, Mount
 
+from emulator.runtime.gateway_network import GatewayNetwork, GatewayNetworkError
+from emulator.runtime.naming import HOME_LABEL, default_home, scoped_name, with_home
 from emulator.runtime.paths import host_path_mapper
 from emulator.runtime.spec import (
     ContainerExit,
@@ -109,6 +114,11 @@ class DockerBackend:
         self._nvidia_capable = self._gpus or "nvidia" in runtimes or info.get("DefaultRuntime") == "nvidia"
         self._gpu_devices: list[str] | None = None
         self._gpu_devices_known = False
+        self.gateway_network = GatewayNetwork(self.client)
+        """The shared network containers without a network of their own join (gateway_network.py)."""
+        self._gateway_network_ready = False
+        self._job_subnets: dict[str, tuple[str, str]] = {}
+        """Network name -> (home id, subnet) of the (non-internal) networks this backend made."""
 
     # -- images and networks ----------------------------------------------------------------
 
@@ -129,63 +139,137 @@ class DockerBackend:
         return image
 
     def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> None:
-        """A user-defined bridge (embedded DNS resolves container host names and aliases)."""
-        self.remove_network(name)
+        """A user-defined bridge (embedded DNS resolves container host names and aliases).
+
+        The name gets the home id (runtime/naming.py). ``internal`` (network isolation): no
+        route out, and no address of this machine on the bridge either, so the containers reach
+        each other and nothing else: not the host's services, not the container gateway.
+        """
+        labels = with_home(labels)
+        name = scoped_name(name, labels[HOME_LABEL])
+        self._remove_network(name)
+        options = {"com.docker.network.bridge.inhibit_ipv4": "true"} if internal else None
         with _translated(f"creating network {name}"):
-            self.client.networks.create(name, driver="bridge", labels=labels, internal=internal)
+            made = self.client.api.create_network(name, driver="bridge", labels=labels, internal=internal,
+                                                  options=options)
+        if not internal:  # its containers reach the container gateway from this subnet
+            with _translated(f"inspecting network {name}"):
+                config = (self.client.api.inspect_network(made["Id"]).get("IPAM") or {}).get("Config") or []
+            for subnet in (c.get("Subnet") for c in config if c.get("Subnet")):
+                self._job_subnets[name] = (labels[HOME_LABEL], str(subnet))
 
     def remove_network(self, name: str) -> None:
-        """Remove a network; a missing one is fine."""
+        """Remove a network of this emulator's home (the name as given to :meth:`create_network`)."""
+        self._remove_network(scoped_name(name, default_home()))
+
+    def _remove_network(self, name_or_id: str) -> None:
         try:
-            with _translated(f"removing network {name}"):
-                self.client.api.remove_network(name)
+            with _translated(f"removing network {name_or_id}"):
+                self.client.api.remove_network(name_or_id)
         except ContainerNotFound:
             pass
+        self._job_subnets.pop(name_or_id, None)
+
+    def watch_gateway_network(self) -> Callable[[], None]:
+        """Recreate the shared network as soon as it is removed (runtime/gateway_network.py); returns stop()."""
+        with _translated("watching Docker's network events"):
+            return self.gateway_network.watch(self._streams)
+
+    def container_subnets(self, home: str) -> list[str]:
+        """Subnets from which this home's containers reach the gateway: the shared one, and job networks'."""
+        return [self.gateway_network.subnet, *(subnet for owner, subnet in list(self._job_subnets.values())
+                                               if owner == home)]
+
+    def ensure_gateway_network(self) -> None:
+        """Create the shared container network unless it exists (runtime/gateway_network.py)."""
+        try:
+            with _translated(f"checking network {self.gateway_network.name}"):
+                self.gateway_network.ensure()
+        except GatewayNetworkError as exc:
+            raise RuntimeError_(str(exc)) from exc
+        self._gateway_network_ready = True
+
 
     # -- containers -------------------------------------------------------------------------
 
     def start(self, spec: ContainerSpec) -> str:
-        """Create the container (replacing one of the same name), seed private folders, start it."""
-        kwargs = self._create_arguments(spec)
+        """Create the container (replacing this home's one of the same name), seed private folders, start it.
+
+        Names carry the home id and the ``smemu.home`` label (runtime/naming.py). A container
+        without a network of its own (single-host jobs, endpoints) joins the shared gateway
+        network, recreated first if it went missing (runtime/gateway_network.py). Hosts of a
+        multi-host job stay on their job network only: on Docker every network registers a
+        container's hostname, so on a shared network ``algo-1`` would also name other jobs' hosts.
+        """
+        labels = with_home(spec.labels)
+        home = labels[HOME_LABEL]
+        spec = replace(spec, name=scoped_name(spec.name, home), labels=labels,
+                       network=scoped_name(spec.network, home) if spec.network else None)
+        gateway = not spec.network_isolated and not spec.network
+        for attempt in range(2):
+            if gateway and (attempt or not self._gateway_network_ready):
+                self.ensure_gateway_network()
+            try:
+                container = self._create(spec, self._create_arguments(spec, gateway))
+            except ContainerNotFound as exc:  # newer engines check networks at create
+                if attempt or not gateway or "network" not in str(exc):
+                    raise
+                continue
+            try:
+                for folder in spec.folders:
+                    if folder.private and folder.source is not None and any(folder.source.iterdir()):
+                        with _translated(f"copying {folder.source} into {spec.name}:{folder.target}"), \
+                                tar_of_folder(folder.source) as archive:
+                            container.put_archive(folder.target, archive)
+                with _gpu_errors(spec), _translated(f"starting container {spec.name}"):
+                    container.start()
+                return str(container.id)
+            except ContainerNotFound as exc:  # the engine checks networks at start: recreate and retry once
+                self.remove(str(container.id))
+                if attempt or not gateway or "network" not in str(exc):
+                    raise
+            except BaseException:
+                self.remove(str(container.id))
+                raise
+        raise RuntimeError_(f"starting container {spec.name}: the gateway network kept disappearing")
+
+    def _create(self, spec: ContainerSpec, kwargs: dict[str, Any]) -> Any:
+        """``containers.create``, replacing a leftover of the same name that belongs to this home."""
         with _gpu_errors(spec), _translated(f"creating container {spec.name} from {spec.image}"):
             try:
-                container = self.client.containers.create(spec.image, spec.command, **kwargs)
+                return self.client.containers.create(spec.image, spec.command, **kwargs)
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:
                     raise
-                self.client.api.remove_container(spec.name, force=True, v=True)
-                container = self.client.containers.create(spec.image, spec.command, **kwargs)
-        try:
-            for folder in spec.folders:
-                if folder.private and folder.source is not None and any(folder.source.iterdir()):
-                    with _translated(f"copying {folder.source} into {spec.name}:{folder.target}"), \
-                            tar_of_folder(folder.source) as archive:
-                        container.put_archive(folder.target, archive)
-            with _gpu_errors(spec), _translated(f"starting container {spec.name}"):
-                container.start()
-        except BaseException:
-            self.remove(str(container.id))
-            raise
-        return str(container.id)
+                self._replace_namesake(spec.name, spec.labels[HOME_LABEL])
+                return self.client.containers.create(spec.image, spec.command, **kwargs)
 
-    def _create_arguments(self, spec: ContainerSpec) -> dict[str, Any]:
+    def _replace_namesake(self, name: str, home: str) -> None:
+        """Remove a leftover container of the same name, but only one of this emulator's home."""
+        existing = self.client.api.inspect_container(name)
+        owner = (existing.get("Config", {}).get("Labels") or {}).get(HOME_LABEL)
+        if owner != home:
+            raise RuntimeError_(f"a container named {name} exists and does not belong to this emulator "
+                                f"(home id {home}); it is left alone")
+        self.client.api.remove_container(name, force=True, v=True)
+
+    def _create_arguments(self, spec: ContainerSpec, gateway: bool = False) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "name": spec.name,
             "entrypoint": spec.entrypoint,
             "environment": dict(spec.environment),
             "labels": dict(spec.labels),
             "hostname": spec.hostname,
-            "mounts": [self._mount(folder, spec.labels) for folder in spec.folders],
+            "mounts": [self._mount(folder, spec.labels, spec.name) for folder in spec.folders],
             "detach": True,
         }
         if spec.network_isolated:
             kwargs["network_mode"] = "none"
-        elif spec.network:
-            aliases = [spec.hostname] if spec.hostname else None
-            kwargs["network"] = spec.network
-            kwargs["networking_config"] = {
-                spec.network: self.client.api.create_endpoint_config(aliases=aliases)
-            }
+        elif spec.network or gateway:
+            network = spec.network or self.gateway_network.name
+            aliases = [spec.hostname] if spec.hostname and spec.network else None  # algo-N on the job network
+            kwargs["network"] = network
+            kwargs["networking_config"] = {network: self.client.api.create_endpoint_config(aliases=aliases)}
         if spec.expose_ports and not spec.network_isolated:
             kwargs["ports"] = {f"{port}/tcp": ("127.0.0.1", None) for port in spec.expose_ports}
         if spec.memory_bytes:
@@ -214,9 +298,12 @@ class DockerBackend:
         return kwargs
 
     @staticmethod
-    def _mount(folder: StagedFolder, labels: dict[str, str]) -> Mount:
-        if folder.private:
-            return Mount(target=folder.target, source=None, type="volume", labels=dict(labels))
+    def _mount(folder: StagedFolder, labels: dict[str, str], container_name: str) -> Mount:
+        if folder.private:  # a fresh volume named after its container (so carrying the home id)
+            slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.target).strip("-") or "root"
+            name = f"{container_name}-{slug}-{secrets.token_hex(3)}"
+            return Mount(target=folder.target, source=name, type="volume",
+                         labels={**labels, "smemu.volume-of": container_name})
         if folder.source is None:
             raise ValueError(f"folder for {folder.target} has no source and is not private")
         return Mount(target=folder.target, source=_host_path(folder.source), type="bind",
@@ -263,12 +350,21 @@ class DockerBackend:
             log.debug("kill %s: %s", container_id[:12], exc)
 
     def remove(self, container_id: str) -> None:
-        """Remove the container and its anonymous volumes; a missing one is fine."""
+        """Remove the container and the volumes made for it; a missing one is fine."""
         try:
             with _translated(f"removing container {container_id[:12]}"):
+                mounts = self.client.api.inspect_container(container_id).get("Mounts") or []
                 self.client.api.remove_container(container_id, force=True, v=True)
         except ContainerNotFound:
-            pass
+            return
+        for mount in mounts:
+            name = str(mount.get("Name") or "")
+            if mount.get("Type") == "volume" and name.startswith("smemu-"):
+                try:
+                    with _translated(f"removing volume {name}"):
+                        self.client.api.remove_volume(name, force=True)
+                except ContainerNotFound:
+                    pass
 
     def logs(self, container_id: str, follow: bool = True) -> Iterator[tuple[float, str]]:
         """``(epoch seconds, line)`` of stdout and stderr, interleaved as Docker recorded them."""
@@ -299,8 +395,8 @@ class DockerBackend:
             yield dt.datetime.now(dt.timezone.utc).timestamp(), pending
 
     def find(self, labels: dict[str, str]) -> list[ContainerInfo]:
-        """Containers carrying all of ``labels``, running or not."""
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        """Containers carrying all of ``labels`` (and this home's id when they name none), running or not."""
+        filters = {"label": [f"{k}={v}" for k, v in with_home(labels).items()]}
         with _translated("listing containers"):
             found = self.client.api.containers(all=True, filters=filters)
         return [
@@ -335,7 +431,11 @@ class DockerBackend:
         return True
 
     def remove_labelled(self, labels: dict[str, str]) -> int:
-        """Remove containers (with their volumes), then networks, then volumes with ``labels``."""
+        """Remove containers (with their volumes), then networks, then volumes with ``labels``.
+
+        Only this home's objects: a ``smemu.home`` label is added when ``labels`` name none.
+        """
+        labels = with_home(labels)
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         removed = 0
         for info in self.find(labels):
@@ -344,7 +444,7 @@ class DockerBackend:
         with _translated("listing networks"):
             networks = self.client.api.networks(filters=filters)
         for network in networks:
-            self.remove_network(network["Id"])
+            self._remove_network(network["Id"])
             removed += 1
         with _translated("listing volumes"):
             volumes = self.client.api.volumes(filters=filters).get("Volumes") or []

@@ -130,6 +130,8 @@ class KubernetesBackend:
         self._ensure_namespace()
         self._helper: Any = None
         self._helper_lock = threading.Lock()
+        self._pod_addresses: dict[str, tuple[float, list[str]]] = {}
+        """Home id -> (when looked up, its pods' addresses) for :meth:`container_subnets`."""
         self._pull_policies: dict[str, str] = {}
         """Image reference -> pull policy, for the references :meth:`ensure_image` returned."""
         log.info("Kubernetes backend: namespace %s, images %s", self.namespace, self.images.mode)
@@ -428,6 +430,27 @@ class KubernetesBackend:
                 exit_code=int(terminated.exit_code) if terminated is not None else None,
             ))
         return found
+
+    def container_subnets(self, home: str) -> list[str]:
+        """Where this home's pods reach the container gateway from (emulator/container_gateway.py).
+
+        The nodes' pod networks when the cluster assigns them (``spec.podCIDRs``), else the
+        address of each of this home's pods (looked up again at most every half second).
+        """
+        cidrs = [c for node in self._nodes for c in [*(getattr(node.spec, "pod_cidrs", None) or []),
+                                                     getattr(node.spec, "pod_cidr", None)] if c]
+        if cidrs:
+            return sorted(set(cidrs))
+        now = time.monotonic()
+        cached = self._pod_addresses.get(home)
+        if cached is not None and now - cached[0] < 0.5:
+            return cached[1]
+        with _translated("listing pods"):
+            pods = self.core.list_namespaced_pod(self.namespace,
+                                                 label_selector=objects.selector({"smemu.home": home})).items
+        addresses = sorted({f"{pod.status.pod_ip}/32" for pod in pods if pod.status and pod.status.pod_ip})
+        self._pod_addresses[home] = (now, addresses)
+        return addresses
 
     def is_running(self, container_id: str) -> bool:
         """Whether the pod exists and its main container runs."""

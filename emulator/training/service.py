@@ -16,7 +16,6 @@ import base64
 import binascii
 import copy
 import datetime as dt
-import hashlib
 import logging
 import shutil
 import threading
@@ -32,6 +31,9 @@ from emulator.errors import (
     training_job_exists,
 )
 from emulator.gpus import GpuPolicy
+from emulator.host_paths import check_file_uris
+from emulator.quotas import check_jobs_quota
+from emulator.runtime.naming import home_id
 from emulator.runtime.spec import RuntimeBackend, RuntimeError_
 from emulator.training import lifecycle
 from emulator.training.artifacts import model_artifacts_uri
@@ -67,7 +69,7 @@ class TrainingService:
         self.store = platform.store
         self.backend: Callable[[], RuntimeBackend] = getattr(platform, "backend_factory", None) or _default_backend
         self.work_root = settings.work_dir / WORK_FOLDER
-        self.home_id = hashlib.sha1(str(settings.home.resolve()).encode()).hexdigest()[:12]
+        self.home_id = home_id(settings.home)
         self.stop_grace_seconds = settings.training_stop_grace_seconds
         """SIGTERM grace of StopTrainingJob, MaxRuntime and spot interruptions (120 s on AWS)."""
         self.checkpoint_sync_seconds = settings.training_checkpoint_sync_seconds
@@ -79,6 +81,7 @@ class TrainingService:
         the role's credentials endpoint and the S3 endpoint (emulator.credentials)."""
         self._runners: dict[str, TrainingRunner] = {}
         self._lock = threading.Lock()
+        self._admission = threading.Lock()
         self._s3: Any = None
 
     # -- operations -----------------------------------------------------------------------------
@@ -91,10 +94,12 @@ class TrainingService:
         calls this method directly); DescribeTrainingJob shows it as TuningJobArn.
         """
         validate_create_request(request)
+        self._check_host_folders(request)
         self.platform.check_role(request["RoleArn"], "CreateTrainingJob", ctx,
                                  ctx.arn("training-job", request["TrainingJobName"]))
         tags = request.get("Tags") or []
         knobs = parse_knobs(tags, bool(request.get("EnableManagedSpotTraining")))
+        self._check_quota(request)  # before anything looks at each instance
         self._check_gpus(request)
         name = request["TrainingJobName"]
         arn = ctx.arn("training-job", name)
@@ -102,9 +107,11 @@ class TrainingService:
         record = self._new_record(request, arn, now)
         if tuning_job_arn:
             record["TuningJobArn"] = tuning_job_arn
-        if not self.store.insert(KIND, name, record, now):
-            existing = self.store.get(KIND, name) or {}
-            raise training_job_exists(existing.get("TrainingJobArn", arn))
+        with self._admission:  # the quota check and the insert, as one step
+            self._check_quota(request)
+            if not self.store.insert(KIND, name, record, now):
+                existing = self.store.get(KIND, name) or {}
+                raise training_job_exists(existing.get("TrainingJobArn", arn))
         if tags:
             self.store.add_tags(arn, tags)
         env = RunnerEnv(
@@ -123,6 +130,19 @@ class TrainingService:
             self._runners[name.lower()] = runner
         runner.start()
         return {"TrainingJobArn": arn}
+
+    def _check_quota(self, request: dict[str, Any]) -> None:
+        """ResourceLimitExceeded when the job's instances exceed their type's quota (emulator/quotas.py)."""
+        running = (_instances(r.get("ResourceConfig") or {}) for r in self.store.list(KIND) if not lifecycle.is_terminal(r))
+        check_jobs_quota(self.platform.settings.instance_quotas, "training", _instances(request["ResourceConfig"]),
+                         running)
+
+    def _check_host_folders(self, request: dict[str, Any]) -> None:
+        """``file://`` channels only under SMEMU_HOST_FOLDERS, never a sensitive folder (emulator/host_paths.py)."""
+        check_file_uris(self.platform.settings, (
+            (f"InputDataConfig channel '{c['ChannelName']}' S3Uri",
+             ((c.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri", ""))
+            for c in request.get("InputDataConfig") or []))
 
     def _check_gpus(self, request: dict[str, Any]) -> None:
         """ResourceLimitExceeded now, as AWS answers, when the job's GPUs cannot be had here.
@@ -294,6 +314,14 @@ def _settle_after_restart(record: dict[str, Any], now: float) -> None:
 
 def _epoch(value: Any) -> float:
     return value.timestamp() if isinstance(value, dt.datetime) else float(value)
+
+
+def _instances(resources: dict[str, Any]) -> list[tuple[str | None, int]]:
+    """``(instance type, count)`` of a ResourceConfig, with or without instance groups."""
+    groups = resources.get("InstanceGroups") or []
+    if groups:
+        return [(g.get("InstanceType"), int(g.get("InstanceCount") or 0)) for g in groups]
+    return [(resources.get("InstanceType"), int(resources.get("InstanceCount") or 0))]
 
 
 def _matches(record: dict[str, Any], request: dict[str, Any]) -> bool:

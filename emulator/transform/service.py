@@ -17,8 +17,10 @@ from typing import Any
 
 from emulator.context import CallContext
 from emulator.errors import ValidationException, could_not_find, job_name_in_use, resource_not_found_job
+from emulator.host_paths import check_file_uris
 from emulator.hosting.plan import container_plans
 from emulator.jobs import records as rec
+from emulator.quotas import check_jobs_quota
 from emulator.runtime.spec import RuntimeBackend, RuntimeError_
 from emulator.transform.instances import KIND
 from emulator.transform.runner import SHUTDOWN_REASON, TransformEnv, TransformRunner
@@ -47,6 +49,11 @@ class TransformService:
         if model is None:
             raise could_not_find("model", ctx.arn("model", request["ModelName"]))
         validate_create_request(request, model)
+        settings = self.platform.settings
+        check_file_uris(settings, [("TransformInput.DataSource.S3DataSource.S3Uri",
+                                    request["TransformInput"]["DataSource"].get("S3DataSource", {}).get("S3Uri", ""))])
+        check_jobs_quota(settings.instance_quotas, "transform", _instances(request),
+                         (_instances(r) for r in self.platform.store.list(KIND) if not self.records.is_terminal(r)))
         name = request["TransformJobName"]
         arn = ctx.arn("transform-job", name)
         now = time.time()
@@ -139,3 +146,9 @@ class TransformService:
     def _forget(self, name: str) -> None:
         with self._lock:
             self._runners.pop(name.lower(), None)
+
+
+def _instances(record: dict[str, Any]) -> list[tuple[str | None, int]]:
+    """``(instance type, count)`` of a transform job (emulator/quotas.py)."""
+    resources = record.get("TransformResources") or {}
+    return [(resources.get("InstanceType"), int(resources.get("InstanceCount") or 0))]

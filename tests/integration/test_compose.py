@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -121,9 +122,10 @@ def images() -> dict[str, str]:
 
 def _quickstart_code(training_image: str) -> str:
     """The README's boto3 quick start, verbatim but for the image it trains with."""
-    from tests.integration.test_readme_quickstart import quick_start
-
-    code = quick_start()
+    readme = (REPO / "README.md").read_text()
+    match = re.search(r"## Quick start with boto3\n.*?```python\n(.*?)```", readme, re.DOTALL)
+    assert match, "README.md has no '## Quick start with boto3' python block"
+    code = match.group(1)
     assert "smemu-sample-training:latest" in code
     return code.replace("smemu-sample-training:latest", training_image)
 
@@ -176,7 +178,8 @@ def test_compose_stack_runs_training_and_an_endpoint(
                                     env=stack.client_environment(), capture_output=True, text=True, timeout=300,
                                     check=False)
         assert quickstart.returncode == 0, f"{quickstart.stdout}\n{quickstart.stderr}\n" + _logs(stack)
-        assert quickstart.stdout.splitlines()[0].strip() == "Completed", quickstart.stdout
+        assert quickstart.stdout.startswith("Completed"), quickstart.stdout
+        assert "s3://my-bucket/output/first-job/output/model.tar.gz" in quickstart.stdout, quickstart.stdout
 
         sm, s3 = stack.client("sagemaker"), stack.client("s3")
         job = sm.describe_training_job(TrainingJobName="first-job")

@@ -1,8 +1,9 @@
 """boto3 inside a real container gets its role's credentials from the emulator, never the host's.
 
-The session's edge app is wrapped with ``CredentialsMiddleware`` and served for containers by a
-``ContainerGateway`` on 169.254.170.2 (a free port, so it cannot clash with the one server.py
-starts once wired). The container image is the base image plus boto3, built once per content.
+The containers here run as the emulator's own do: on the shared network ``smemu-containers``
+(which the runtime attaches every container to), talking to the session emulator's real
+container gateway on 169.254.170.2. The image is the base image plus boto3, built once per
+content.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -20,14 +18,9 @@ import docker.errors
 import pytest
 
 from emulator.config import Settings
-from emulator.credentials import (
-    CREDENTIALS_PATH,
-    ContainerGateway,
-    CredentialBroker,
-    CredentialsMiddleware,
-    container_environment,
-)
-from tests.conftest import SAGEMAKER_TRUST_POLICY, free_port, make_client, unique_name
+from emulator.credentials import CREDENTIALS_PATH, CredentialBroker, container_environment
+from emulator.runtime.gateway_network import NETWORK_NAME
+from tests.conftest import SAGEMAKER_TRUST_POLICY, make_client, unique_name
 from tests.integration.sample_images import DEFAULT_BASE_IMAGE, TEST_LABELS
 
 pytestmark = pytest.mark.docker
@@ -46,13 +39,6 @@ PROBE = (  # short enough for a SageMaker Environment value (512 characters)
 )
 RUN_PROBE = ["python3", "-c", "import os; exec(os.environ['PROBE_CODE'])"]
 HOST_KEY, HOST_SECRET = "AKIAHOSTONLYKEY00000", "host-only-secret-never-in-containers"
-
-
-@pytest.fixture(scope="module")
-def docker_client() -> Iterator[docker.DockerClient]:
-    client = docker.from_env()
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +61,9 @@ def build_boto3_image(docker_client: docker.DockerClient) -> str:
 
 
 @pytest.fixture(scope="module")
-def broker(emulator_settings: Settings) -> CredentialBroker:
-    return CredentialBroker.from_settings(emulator_settings)
-
-
-@pytest.fixture(scope="module")
-def gateway(emulator: Any, broker: CredentialBroker, docker_client: docker.DockerClient) -> Iterator[ContainerGateway]:
-    gateway = ContainerGateway(CredentialsMiddleware(emulator.app, broker), free_port(), docker_client).start()
-    yield gateway
-    gateway.stop()
+def broker(emulator: Any) -> CredentialBroker:
+    """The session emulator's own broker (what its services use)."""
+    return emulator.platform.credentials  # type: ignore[no-any-return]
 
 
 def run_probe(client: docker.DockerClient, image: str, environment: dict[str, str], **kwargs: Any) -> tuple[int, str]:
@@ -97,7 +77,7 @@ def run_probe(client: docker.DockerClient, image: str, environment: dict[str, st
 
 
 def test_boto3_in_a_container_lists_the_bucket_with_the_roles_credentials(
-        boto3_image: str, gateway: ContainerGateway, broker: CredentialBroker, emulator_settings: Settings,
+        boto3_image: str, gateway_url: str, broker: CredentialBroker, emulator_settings: Settings,
         endpoint_url: str, s3_client: Any, bucket: str, docker_client: docker.DockerClient,
         monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in (("AWS_ACCESS_KEY_ID", HOST_KEY), ("AWS_SECRET_ACCESS_KEY", HOST_SECRET),
@@ -108,45 +88,54 @@ def test_boto3_in_a_container_lists_the_bucket_with_the_roles_credentials(
         RoleName=role_name, Path="/service-role/", AssumeRolePolicyDocument=SAGEMAKER_TRUST_POLICY)["Role"]["Arn"]
     s3_client.put_object(Bucket=bucket, Key="train/a.csv", Body=b"1\n")
     s3_client.put_object(Bucket=bucket, Key="train/b.csv", Body=b"2\n")
-    environment = {**container_environment(role_arn, emulator_settings, broker, gateway_url=gateway.url),
+    environment = {**container_environment(role_arn, emulator_settings, broker, gateway_url=gateway_url),
                    "PROBE_BUCKET": bucket}
 
-    job_network = unique_name("smemu-test-net")
-    docker_client.networks.create(job_network, driver="bridge", labels=TEST_LABELS)
-    try:
-        for network in ("bridge", job_network):  # single-host jobs and per-job networks alike
-            code, output = run_probe(docker_client, boto3_image, environment, network=network)
-            assert code == 0, output
-            answer = json.loads(output.strip().splitlines()[-1])
-            assert answer["method"] == "container-role"
-            assert answer["access_key"].startswith("ASIA")
-            assert answer["arn"] == f"arn:aws:sts::{emulator_settings.account_id}:assumed-role/{role_name}/SageMaker"
-            assert answer["keys"] == ["train/a.csv", "train/b.csv"]
-            assert HOST_KEY not in output and HOST_SECRET not in output
-            assert answer["environment"]["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == gateway.url + CREDENTIALS_PATH
-    finally:
-        docker_client.networks.get(job_network).remove()
+    code, output = run_probe(docker_client, boto3_image, environment, network=NETWORK_NAME)
+    assert code == 0, output
+    answer = json.loads(output.strip().splitlines()[-1])
+    assert answer["method"] == "container-role"
+    assert answer["access_key"].startswith("ASIA")
+    assert answer["arn"] == f"arn:aws:sts::{emulator_settings.account_id}:assumed-role/{role_name}/SageMaker"
+    assert answer["keys"] == ["train/a.csv", "train/b.csv"]
+    assert HOST_KEY not in output and HOST_SECRET not in output
+    assert answer["environment"]["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == gateway_url + CREDENTIALS_PATH
+
+    # The same container on another bridge is not on the gateway's network: refused, even with a token.
+    code, output = run_probe(docker_client, boto3_image, environment, network="bridge")
+    assert code != 0 and '"method"' not in output
+    assert "answers only containers on the emulator's networks" in output
 
     # Network isolation: no network, so no credentials either (as on SageMaker).
     code, output = run_probe(docker_client, boto3_image, environment, network_mode="none")
     assert code != 0
 
 
-def test_credentials_endpoint_needs_a_token_it_issued(gateway: ContainerGateway, broker: CredentialBroker,
-                                                      role_arn: str) -> None:
-    def get(token: str | None) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(gateway.url + CREDENTIALS_PATH, headers={"Authorization": token} if token
-                                         else {})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+FETCH = (
+    "import json,sys,urllib.request,urllib.error\n"
+    "out=[]\n"
+    "for token in sys.argv[2:]:\n"
+    "  r=urllib.request.Request(sys.argv[1],headers={'Authorization':token} if token!='-' else {})\n"
+    "  try:\n"
+    "    with urllib.request.urlopen(r,timeout=10) as a: out.append([a.status,json.loads(a.read())])\n"
+    "  except urllib.error.HTTPError as e: out.append([e.code,json.loads(e.read())])\n"
+    "print(json.dumps(out))\n"
+)
 
+
+def test_credentials_endpoint_needs_a_token_it_issued(gateway_url: str, broker: CredentialBroker, role_arn: str,
+                                                      boto3_image: str, docker_client: docker.DockerClient) -> None:
     token = broker.issue(role_arn)
-    status, document = get(token)
-    assert status == 200
-    assert set(document) >= {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}
-    assert get(None)[0] == 401
-    status, document = get(token[:-4] + "AAAA")
-    assert status == 403 and document["code"] == "AccessDenied"
+    container = docker_client.containers.run(
+        boto3_image, ["python3", "-c", FETCH, gateway_url + CREDENTIALS_PATH, token, "-", token[:-4] + "AAAA"],
+        network=NETWORK_NAME, detach=True, labels=TEST_LABELS)
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 0, container.logs().decode()
+        (ok, document), (missing, _), (forged, refused) = json.loads(container.logs().decode().strip().splitlines()[-1])
+    finally:
+        container.remove(force=True)
+    assert ok == 200 and set(document) >= {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}
+    assert missing == 401
+    assert forged == 403 and refused["code"] == "AccessDenied"
+    issued = broker.lookup(document["AccessKeyId"])
+    assert issued is not None and issued.secret_access_key == document["SecretAccessKey"]

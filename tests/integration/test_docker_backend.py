@@ -77,7 +77,8 @@ def test_folders_logs_labels_and_copy_out(backend: DockerBackend, labels: dict[s
     assert sorted(p.name for p in staged.iterdir()) == ["config.json"], "nothing was written into the host folder"
 
     attrs = docker.from_env().api.inspect_container(container_id)
-    assert attrs["Config"]["Labels"] == labels
+    assert attrs["Config"]["Labels"].items() >= labels.items()
+    assert attrs["Config"]["Labels"]["smemu.home"] in attrs["Name"]  # the home id, in the name too
     assert not any("docker.sock" in (m.get("Source") or "") for m in attrs["Mounts"])
     bindings = attrs["HostConfig"]["PortBindings"]["8080/tcp"]
     assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
@@ -87,7 +88,9 @@ def test_folders_logs_labels_and_copy_out(backend: DockerBackend, labels: dict[s
 def test_network_aliases_isolation_and_internal_networks(backend: DockerBackend, labels: dict[str, str]) -> None:
     network = labels["smemu.name"]
     backend.create_network(network, labels, internal=True)
-    assert docker.from_env().networks.get(network).attrs["Internal"] is True
+    made = docker.from_env().networks.list(filters={"label": f"smemu.name={network}"})
+    assert [n.attrs["Internal"] for n in made] == [True]
+    assert made[0].name.startswith(f"smemu-{made[0].attrs['Labels']['smemu.home']}-")  # the home id in the name
     server = backend.start(spec(labels, "python3 -m http.server 7000", hostname="algo-1", network=network,
                                 suffix="algo-1"))
     client = backend.start(spec(

@@ -177,8 +177,8 @@ def test_nonexistent_role_and_role_without_sagemaker_trust(
 
 
 @pytest.fixture(scope="module")
-def strict_endpoint(emulator: Any, emulator_settings: Settings,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def strict_server(emulator: Any, emulator_settings: Settings,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A second emulator, same process (so the same moto state) and the session's S3 store, strict IAM."""
     from emulator.server import EmulatorServer
 
@@ -190,9 +190,14 @@ def strict_endpoint(emulator: Any, emulator_settings: Settings,
                                            s3_secret_key=store.secret_key)
     server = EmulatorServer(settings).start()
     try:
-        yield f"http://127.0.0.1:{settings.port}"
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def strict_endpoint(strict_server: Any) -> str:
+    return f"http://127.0.0.1:{strict_server.port}"
 
 
 def test_strict_mode_refuses_a_channel_until_the_policy_is_attached(
@@ -231,16 +236,66 @@ def test_boto3_in_a_training_container_uses_the_roles_credentials(
         RoleName=role_name, AssumeRolePolicyDocument=SAGEMAKER_TRUST_POLICY)["Role"]["Arn"]
     s3_client.put_object(Bucket=bucket, Key="listed/one.txt", Body=b"1")
     name = unique_name("creds-job")
-    sagemaker_client.create_training_job(**job_request(
+    sagemaker_client.create_training_job(**job_request(  # two hosts: the shared network and a job network
         name, build_boto3_image(docker_client), arn, bucket,
         AlgorithmSpecification={"TrainingImage": build_boto3_image(docker_client), "TrainingInputMode": "File",
                                 "ContainerEntrypoint": RUN_PROBE},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 1},
         Environment={"PROBE_BUCKET": bucket, "PROBE_CODE": PROBE}))
     described = wait_terminal(sagemaker_client, name, timeout=180)
     lines = [line for messages in log_messages(logs_client, name).values() for line in messages]
     assert described["TrainingJobStatus"] == "Completed", (described.get("FailureReason"), lines)
-    answer = json.loads(next(line for line in lines if line.startswith("{")))
-    assert answer["method"] == "container-role"
-    assert answer["arn"] == f"arn:aws:sts::{emulator_settings.account_id}:assumed-role/{role_name}/SageMaker"
-    assert "listed/one.txt" in answer["keys"]
+    answers = [json.loads(line) for line in lines if line.startswith("{")]
+    assert len(answers) == 2, lines
+    for answer in answers:
+        assert answer["method"] == "container-role"
+        assert answer["arn"] == f"arn:aws:sts::{emulator_settings.account_id}:assumed-role/{role_name}/SageMaker"
+        assert "listed/one.txt" in answer["keys"]
     assert not any(HOST_KEY in line or HOST_SECRET in line for line in lines)
+
+
+STRICT_PROBE = (
+    "import json,os,boto3\n"
+    "def code(f):\n"
+    "  try: f(); return 'allowed'\n"
+    "  except Exception as e: return getattr(e,'response',{}).get('Error',{}).get('Code',repr(e))\n"
+    "u=os.environ['AWS_ENDPOINT_URL'];b=os.environ['PROBE_BUCKET']\n"
+    "s3=boto3.client('s3',endpoint_url=u);sm=boto3.client('sagemaker',endpoint_url=u)\n"
+    "print(json.dumps({'list':code(lambda:s3.list_objects_v2(Bucket=b,Prefix='in/')),"
+    "'put':code(lambda:s3.put_object(Bucket=b,Key='in/x',Body=b'1')),"
+    "'jobs':code(lambda:sm.list_training_jobs()),"
+    "'who':code(lambda:boto3.client('sts',endpoint_url=u).get_caller_identity())}))\n"
+)
+
+
+def test_strict_mode_evaluates_the_calls_containers_make(strict_server: Any, strict_endpoint: str,
+                                                         docker_client: Any) -> None:
+    """With SMEMU_IAM_ENFORCE=1 the gateway checks a container's calls against its role's policies."""
+    from emulator.runtime.gateway_network import NETWORK_NAME
+
+    iam, s3 = make_client("iam", strict_endpoint), make_client("s3", strict_endpoint)
+    role_name = unique_name("StrictContainerRole")
+    arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=SAGEMAKER_TRUST_POLICY)["Role"]["Arn"]
+    bucket = unique_name("strict-bucket")
+    s3.create_bucket(Bucket=bucket)
+    environment = {**strict_server.platform.container_environment(arn), "PROBE_BUCKET": bucket,
+                   "AWS_ENDPOINT_URL_S3": strict_server.platform.gateway_url}
+
+    def probe() -> dict[str, str]:
+        container = docker_client.containers.run(build_boto3_image(docker_client), ["python3", "-c", STRICT_PROBE],
+                                                 environment=environment, network=NETWORK_NAME, detach=True,
+                                                 labels={"smemu.kind": "test"})
+        try:
+            assert container.wait(timeout=120)["StatusCode"] == 0, container.logs().decode()
+            return dict(json.loads(container.logs().decode().strip().splitlines()[-1]))
+        finally:
+            container.remove(force=True)
+
+    assert probe() == {"list": "AccessDenied", "put": "AccessDenied", "jobs": "AccessDeniedException",
+                       "who": "allowed"}
+    iam.put_role_policy(RoleName=role_name, PolicyName="read-in", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
+             "Condition": {"StringEquals": {"s3:prefix": "in/"}}},
+            {"Effect": "Allow", "Action": "sagemaker:List*", "Resource": "*"}]}))
+    assert probe() == {"list": "allowed", "put": "AccessDenied", "jobs": "allowed", "who": "allowed"}

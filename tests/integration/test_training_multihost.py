@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from emulator.runtime.gateway_network import GATEWAY_ADDRESS
 
 from tests.conftest import unique_name
 from tests.integration.test_training_helpers import (
@@ -21,6 +28,41 @@ pytestmark = pytest.mark.docker
 pytest_plugins = ["tests.integration.test_training_helpers"]
 
 
+@pytest.fixture(scope="module")
+def host_addresses(emulator_settings: Any) -> Iterator[list[str]]:
+    """``address:port`` of a listener on every IPv4 address of this machine, plus the container gateway.
+
+    What a job's container might reach of the host: its services (the listener stands in for
+    them) and the emulator itself.
+    """
+    listener = socket.create_server(("0.0.0.0", 0))
+    listener.settimeout(0.5)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                listener.accept()[0].close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    found = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    # Bridges of other tests' job networks come and go: the machine's own interfaces and the gateway stay.
+    addresses = sorted({address for interface, address in re.findall(r"^\d+:\s+(\S+)\s+inet (\d+\.\d+\.\d+\.\d+)/",
+                                                                         found, re.MULTILINE)
+                        if not address.startswith("127.") and not interface.startswith(("br-", "veth"))})
+    try:
+        yield ([f"{a}:{port}" for a in addresses]
+               + [f"{GATEWAY_ADDRESS}:{port}", f"{GATEWAY_ADDRESS}:{emulator_settings.port}"])
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
 def _host_reports(s3_client: Any, bucket: str, name: str) -> dict[str, dict[str, Any]]:
     members = tar_members(s3_client, bucket, f"output/{name}/output/model.tar.gz")
     return {k.split("/")[1][: -len(".json")]: json.loads(v) for k, v in members.items() if k.startswith("hosts/")}
@@ -28,7 +70,8 @@ def _host_reports(s3_client: Any, bucket: str, name: str) -> dict[str, dict[str,
 
 def test_two_hosts_talk_to_each_other_and_get_their_shards(sagemaker_client: Any, s3_client: Any,
                                                            logs_client: Any, bucket: str, role_arn: str,
-                                                           training_image: str, docker_client: Any) -> None:
+                                                           training_image: str, docker_client: Any,
+                                                           host_addresses: list[str]) -> None:
     keys = [f"shards/part-{i}.txt" for i in range(5)]
     for key in keys:
         s3_client.put_object(Bucket=bucket, Key=key, Body=f"{key}\n".encode())
@@ -36,7 +79,7 @@ def test_two_hosts_talk_to_each_other_and_get_their_shards(sagemaker_client: Any
     name = unique_name("train-2hosts")
     sagemaker_client.create_training_job(**job_request(
         name, training_image, role_arn, bucket,
-        HyperParameters={"peer_check": "1", "peer_timeout_seconds": "30"},
+        HyperParameters={"peer_check": "1", "peer_timeout_seconds": "30", "reach_check": ",".join(host_addresses)},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 1},
         InputDataConfig=[
             s3_channel("train", f"s3://{bucket}/shards/", source={"S3DataDistributionType": "ShardedByS3Key"}),
@@ -55,6 +98,8 @@ def test_two_hosts_talk_to_each_other_and_get_their_shards(sagemaker_client: Any
         assert report["channels"]["vocab"]["file_count"] == 1
         assert report["input_data_config"]["train"]["S3DistributionType"] == "ShardedByS3Key"
     assert reports["algo-1"]["peer_check"]["answered"] == {"algo-2": "algo-2"}
+    # Without isolation a job reaches the container gateway and this machine (as on SageMaker, the internet).
+    assert all(v == "open" for v in reports["algo-1"]["reach_check"].values()), reports["algo-1"]["reach_check"]
     shards = {h: sorted(f["path"] for f in r["channels"]["train"]["files"]) for h, r in reports.items()}
     assert shards == {"algo-1": ["part-0.txt", "part-2.txt", "part-4.txt"], "algo-2": ["part-1.txt", "part-3.txt"]}
 
@@ -64,16 +109,18 @@ def test_two_hosts_talk_to_each_other_and_get_their_shards(sagemaker_client: Any
 
 
 def test_heterogeneous_cluster_and_isolated_peers(sagemaker_client: Any, s3_client: Any, bucket: str,
-                                                  role_arn: str, training_image: str, docker_client: Any) -> None:
+                                                  role_arn: str, training_image: str, docker_client: Any,
+                                                  host_addresses: list[str]) -> None:
     """InstanceGroups number hosts across groups; a channel can go to some groups only.
 
-    With EnableNetworkIsolation the hosts still reach each other (an internal network).
+    With EnableNetworkIsolation the hosts still reach each other (an internal network), and
+    nothing else: not this machine at any of its addresses, not the container gateway.
     """
     s3_client.put_object(Bucket=bucket, Key="workers/data.txt", Body=b"w\n")
     name = unique_name("train-hetero")
     sagemaker_client.create_training_job(**job_request(
         name, training_image, role_arn, bucket, EnableNetworkIsolation=True,
-        HyperParameters={"peer_check": "1", "peer_timeout_seconds": "30"},
+        HyperParameters={"peer_check": "1", "peer_timeout_seconds": "30", "reach_check": ",".join(host_addresses)},
         ResourceConfig={"VolumeSizeInGB": 1, "InstanceGroups": [
             {"InstanceGroupName": "controller", "InstanceType": "ml.m5.large", "InstanceCount": 1},
             {"InstanceGroupName": "workers", "InstanceType": "ml.c5.xlarge", "InstanceCount": 1}]},
@@ -92,4 +139,7 @@ def test_heterogeneous_cluster_and_isolated_peers(sagemaker_client: Any, s3_clie
     assert "work" not in controller["input_data_config"] and "work" not in controller["channels"]
     assert worker["channels"]["work"]["file_count"] == 1
     assert controller["peer_check"]["ok"] and worker["peer_check"]["ok"]
+    for report in (controller, worker):
+        assert set(report["reach_check"]) == set(host_addresses)
+        assert not [a for a, v in report["reach_check"].items() if v == "open"], report["reach_check"]
     assert leftovers(docker_client, name) == []

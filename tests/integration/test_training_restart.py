@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
+from emulator.runtime.naming import home_id
 from tests.conftest import create_sagemaker_role, free_port, make_client, unique_name
 from tests.integration.test_training_helpers import (
     job_request,
@@ -81,7 +82,8 @@ def test_job_running_when_the_emulator_dies_is_failed_and_cleaned_up(serve: Serv
                                                 "restart-bucket", HyperParameters={"sleep_seconds": "120"}))
     wait_secondary(sagemaker, name, "Training")
     deadline = time.monotonic() + 30
-    while f"container smemu-train-{name}-algo-1" not in leftovers(docker_client, name):
+    own = f"container smemu-{home_id(serve.home)}-train-{name}-algo-1"  # the home id in the name
+    while own not in leftovers(docker_client, name):
         assert time.monotonic() < deadline, "the job's container never appeared"
         time.sleep(0.1)
 
