@@ -37,6 +37,7 @@ from botocore.config import Config
 
 from emulator.objectstore.chunked import encode_for_test
 from emulator.objectstore.signing import sign_for_store
+from emulator.runtime.gateway_network import NETWORK_NAME
 from tests.conftest import SAGEMAKER_TRUST_POLICY, free_port, make_client, unique_name
 from tests.integration.sample_images import TEST_LABELS
 from tests.integration.test_container_credentials import build_boto3_image
@@ -327,8 +328,9 @@ def test_boto3_in_a_container_with_role_credentials(edge: Edge, bucket_on: str) 
         edge.client().put_object(Bucket=bucket_on, Key="seed.txt", Body=b"from the host")
         environment = {**edge.server.platform.container_environment(role), "PROBE_BUCKET": bucket_on}
         assert environment["AWS_ENDPOINT_URL_S3"] == edge.server.platform.gateway_url
+        # On the emulator's own container network, as its jobs' containers are (the gateway answers no other).
         container = engine.containers.run(image, ["python3", "-c", CONTAINER_PROBE], environment=environment,
-                                          detach=True, labels=TEST_LABELS)
+                                          detach=True, labels=TEST_LABELS, network=NETWORK_NAME)
         try:
             code = container.wait(timeout=120)["StatusCode"]
             output = container.logs().decode()
