@@ -80,8 +80,12 @@ class Settings:
     """SMEMU_REGION: region used in ARNs when a request does not name one."""
     account_id: str = DEFAULT_ACCOUNT
     """SMEMU_ACCOUNT_ID: account used in ARNs (moto's default account)."""
+    s3_store: str = "minio"
+    """SMEMU_S3_STORE: where S3 objects live. 'minio' (default): a MinIO server the emulator runs
+    itself, data under SMEMU_HOME/s3, durable; 'memory': moto's in-memory S3, NOT durable (every
+    object is lost when the emulator stops); 'external': SMEMU_S3_ENDPOINT (set by that variable)."""
     s3_endpoint: str | None = None
-    """SMEMU_S3_ENDPOINT: an external S3 (MinIO). Unset: the embedded store on the edge port."""
+    """SMEMU_S3_ENDPOINT: an external S3 (MinIO, Ceph, ...); setting it selects the 'external' store."""
     s3_access_key: str = "minioadmin"
     """SMEMU_S3_ACCESS_KEY: credentials for the external S3."""
     s3_secret_key: str = "minioadmin"
@@ -110,8 +114,15 @@ class Settings:
     """SMEMU_REGISTRY_PORT: loopback port of the local image registry behind ECR."""
     iam_enforce: bool = False
     """SMEMU_IAM_ENFORCE: evaluate the role's identity policies for every S3 access of a job or endpoint."""
-    container_s3_endpoint: str | None = None
-    """SMEMU_CONTAINER_S3_ENDPOINT: the external S3 as containers reach it (default: derived)."""
+    s3_sync: bool = False
+    """SMEMU_S3_SYNC: make the managed MinIO sync(2) after every object it commits (MINIO_FS_OSYNC), so
+    an acknowledged PUT also survives a power loss at once rather than after the filesystem's next
+    journal commit. Off by default: sync(2) flushes the whole machine's dirty pages on every PUT."""
+    minio_binary: Path | None = None
+    """SMEMU_MINIO_BINARY: the MinIO server to run for the 'minio' store (default: scripts/build-minio's
+    cache under SMEMU_CACHE, then `minio` on PATH)."""
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "smemu")
+    """SMEMU_CACHE: where scripts/build-minio caches the MinIO binary it builds (``<cache>/minio/minio``)."""
     container_gateway: bool = True
     """SMEMU_CONTAINER_GATEWAY: serve the edge on 169.254.170.2 so containers get credentials and endpoints."""
     invocation_timeout_seconds: float = 60.0
@@ -168,6 +179,16 @@ class Settings:
         return self.home / "state"
 
     @property
+    def s3_kind(self) -> str:
+        """The store in use: 'external' whenever SMEMU_S3_ENDPOINT is set, else ``s3_store``."""
+        return "external" if self.s3_endpoint else self.s3_store
+
+    @property
+    def s3_data_dir(self) -> Path:
+        """Folder holding the managed MinIO's objects (its one drive)."""
+        return self.home / "s3"
+
+    @property
     def work_dir(self) -> Path:
         """Folder holding per-job and per-endpoint scratch space."""
         return self.home / "work"
@@ -199,7 +220,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         region=text("REGION", env.get("AWS_DEFAULT_REGION") or defaults.region),
         account_id=text("ACCOUNT_ID", defaults.account_id),
         host_home=Path(env["SMEMU_HOST_HOME"]).expanduser() if env.get("SMEMU_HOST_HOME") else None,
+        s3_store=_s3_store(env.get("SMEMU_S3_STORE"), env.get("SMEMU_S3_ENDPOINT")),
         s3_endpoint=env.get("SMEMU_S3_ENDPOINT") or None,
+        s3_sync=parse_bool(env.get("SMEMU_S3_SYNC"), False),
+        minio_binary=Path(env["SMEMU_MINIO_BINARY"]).expanduser() if env.get("SMEMU_MINIO_BINARY") else None,
+        cache_dir=Path(text("CACHE", str(defaults.cache_dir))).expanduser(),
         s3_access_key=text("S3_ACCESS_KEY", defaults.s3_access_key),
         s3_secret_key=text("S3_SECRET_KEY", defaults.s3_secret_key),
         base_image=text("BASE_IMAGE", defaults.base_image),
@@ -211,7 +236,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gpu_fallback=_gpu_fallback(env.get("SMEMU_GPU_FALLBACK")),
         registry_port=int(text("REGISTRY_PORT", str(defaults.registry_port))),
         iam_enforce=parse_bool(env.get("SMEMU_IAM_ENFORCE"), False),
-        container_s3_endpoint=env.get("SMEMU_CONTAINER_S3_ENDPOINT") or None,
         container_gateway=parse_bool(env.get("SMEMU_CONTAINER_GATEWAY"), True),
         invocation_timeout_seconds=float(text("INVOCATION_TIMEOUT_SECONDS", str(defaults.invocation_timeout_seconds))),
         endpoint_startup_timeout_seconds=float(
@@ -265,6 +289,20 @@ def _kubernetes(env: Mapping[str, str]) -> KubernetesSettings:
         network_policy=parse_bool(env.get("SMEMU_KUBE_NETWORK_POLICY"), False),
         start_timeout_seconds=float(env.get("SMEMU_KUBE_START_TIMEOUT_SECONDS") or defaults.start_timeout_seconds),
     )
+
+
+S3_STORES = ("minio", "memory", "external")
+
+
+def _s3_store(store: str | None, endpoint: str | None) -> str:
+    """SMEMU_S3_STORE, checked against SMEMU_S3_ENDPOINT (which alone selects 'external')."""
+    choice = (store or "").strip().lower() or ("external" if endpoint else "minio")
+    if choice not in S3_STORES:
+        raise ValueError(f"SMEMU_S3_STORE must be one of {', '.join(S3_STORES)} (got {store!r})")
+    if (choice == "external") != bool(endpoint):
+        raise ValueError("SMEMU_S3_STORE=external goes with SMEMU_S3_ENDPOINT, and SMEMU_S3_ENDPOINT with no "
+                         f"other store (got SMEMU_S3_STORE={store!r}, SMEMU_S3_ENDPOINT={endpoint!r})")
+    return choice
 
 
 def _words(value: str | None) -> tuple[str, ...]:
