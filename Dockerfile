@@ -15,6 +15,10 @@
 # container gateway on 169.254.170.2 (docs/security.md). Binding another address (--host, or
 # SMEMU_HOST) serves an unauthenticated API to whoever reaches that address: do it only on
 # purpose, and name the Host headers to answer in SMEMU_ALLOWED_HOSTS.
+#
+# The image carries no MinIO binary: give it an S3 (-e SMEMU_S3_ENDPOINT=http://127.0.0.1:9000, as
+# docker-compose.yml does with its MinIO), mount one (-e SMEMU_MINIO_BINARY=/path), or accept the
+# non-durable in-memory store (-e SMEMU_S3_STORE=memory); otherwise it refuses to start and says so.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 

@@ -18,17 +18,13 @@ from emulator.config import Settings, load_settings
 
 def export_lines(settings: Settings) -> list[str]:
     """The shell lines that point boto3, the AWS CLI and the SageMaker SDK at the emulator."""
-    # The emulator accepts any credentials; with an external S3 the same pair must also
-    # satisfy that store, so print its credentials.
-    key, secret = ("test", "test") if not settings.s3_endpoint else (settings.s3_access_key, settings.s3_secret_key)
-    lines = [
+    # S3 is relayed to the store on the edge port itself, signed with the store's credentials,
+    # so one endpoint and any credentials do for every service and every store.
+    return [
         f"export AWS_ENDPOINT_URL={settings.endpoint_url}",
-        f"export AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret}",
+        "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test",
         f"export AWS_DEFAULT_REGION={settings.region}",
     ]
-    if settings.s3_endpoint:
-        lines.append(f"export AWS_ENDPOINT_URL_S3={settings.s3_endpoint}")
-    return lines
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -44,12 +40,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the edge port in the foreground until SIGINT or SIGTERM."""
     from emulator.server import EmulatorServer
 
+    from emulator.awsstate import JournalError
+    from emulator.homelock import HomeInUse
+    from emulator.objectstore import StoreUnavailable
+    from emulator.store import StoreVersionError
+
     settings = _settings(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    server = EmulatorServer(settings)
+    try:
+        server = EmulatorServer(settings)
+    except (StoreUnavailable, JournalError, HomeInUse, StoreVersionError) as exc:
+        print(f"sagemaker-emulator cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
 
     def _terminate(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt

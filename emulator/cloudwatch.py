@@ -4,7 +4,8 @@ The platform writes container output where SageMaker puts it (``/aws/sagemaker/T
 ``/aws/sagemaker/Endpoints/<name>``, ...), so ``estimator.fit(logs=True)``, ``aws logs`` and
 ``smemu logs`` read it back through the ordinary CloudWatch Logs API on the edge port. Going
 through the backend object rather than HTTP keeps a chatty container from costing a request
-per line.
+per line. Each batch is journaled (emulator/awsstate) as the direct write ``logs.put_log_events``,
+so logs survive a restart like everything else moto keeps.
 """
 
 from __future__ import annotations
@@ -50,11 +51,19 @@ def put_log_lines(
     )
     if not events:
         return 0
+    from emulator.awsstate import direct_write
+
+    direct_write("logs.put_log_events", {"account_id": account_id, "region": region, "group": group,
+                                         "stream": stream, "events": events})
+    return len(events)
+
+
+def apply_log_events(account_id: str, region: str, group: str, stream: str, events: list[dict[str, Any]]) -> None:
+    """The write itself (also what a replay of the journal calls): group and stream made when missing."""
     backend = _backend(account_id, region)
     with _lock:
         _ensure_stream(backend, group, stream)
         backend.put_log_events(group, stream, events)
-    return len(events)
 
 
 def stream_name(prefix: str, started: float | None = None) -> str:
@@ -120,7 +129,20 @@ def put_metric_values(
     namespace: str,
     values: Iterable[tuple[str, float, float, dict[str, str]]],
 ) -> None:
-    """Put ``(metric name, value, epoch seconds, dimensions)`` datapoints into CloudWatch metrics."""
+    """Put ``(metric name, value, epoch seconds, dimensions)`` datapoints into CloudWatch metrics.
+
+    Journaled (emulator/awsstate) as the direct write ``cloudwatch.put_metric_values``.
+    """
+    from emulator.awsstate import direct_write
+
+    points = [[name, value, ts, dict(dims)] for name, value, ts, dims in values]
+    if points:
+        direct_write("cloudwatch.put_metric_values", {"account_id": account_id, "region": region,
+                                                      "namespace": namespace, "points": points})
+
+
+def apply_metric_values(account_id: str, region: str, namespace: str, points: list[list[Any]]) -> None:
+    """The write itself (also what a replay of the journal calls)."""
     import datetime as dt
 
     data = [
@@ -130,10 +152,9 @@ def put_metric_values(
             "Timestamp": dt.datetime.fromtimestamp(ts, dt.timezone.utc).replace(tzinfo=None),
             "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(dims.items())],
         }
-        for name, value, ts, dims in values
+        for name, value, ts, dims in points
     ]
-    if data:
-        _cloudwatch(account_id, region).put_metric_data(namespace, data)
+    _cloudwatch(account_id, region).put_metric_data(namespace, data)
 
 
 class MetricPoint(NamedTuple):

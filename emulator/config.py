@@ -80,8 +80,12 @@ class Settings:
     """SMEMU_REGION: region used in ARNs when a request does not name one."""
     account_id: str = DEFAULT_ACCOUNT
     """SMEMU_ACCOUNT_ID: account used in ARNs (moto's default account)."""
+    s3_store: str = "minio"
+    """SMEMU_S3_STORE: where S3 objects live. 'minio' (default): a MinIO server the emulator runs
+    itself, data under SMEMU_HOME/s3, durable; 'memory': moto's in-memory S3, NOT durable (every
+    object is lost when the emulator stops); 'external': SMEMU_S3_ENDPOINT (set by that variable)."""
     s3_endpoint: str | None = None
-    """SMEMU_S3_ENDPOINT: an external S3 (MinIO). Unset: the embedded store on the edge port."""
+    """SMEMU_S3_ENDPOINT: an external S3 (MinIO, Ceph, ...); setting it selects the 'external' store."""
     s3_access_key: str = "minioadmin"
     """SMEMU_S3_ACCESS_KEY: credentials for the external S3."""
     s3_secret_key: str = "minioadmin"
@@ -121,8 +125,15 @@ class Settings:
     """SMEMU_REGISTRY_PORT: loopback port of the local image registry behind ECR."""
     iam_enforce: bool = False
     """SMEMU_IAM_ENFORCE: evaluate the role's identity policies for every S3 access of a job or endpoint."""
-    container_s3_endpoint: str | None = None
-    """SMEMU_CONTAINER_S3_ENDPOINT: the external S3 as containers reach it (default: derived)."""
+    s3_sync: bool = False
+    """SMEMU_S3_SYNC: make the managed MinIO sync(2) after every object it commits (MINIO_FS_OSYNC), so
+    an acknowledged PUT also survives a power loss at once rather than after the filesystem's next
+    journal commit. Off by default: sync(2) flushes the whole machine's dirty pages on every PUT."""
+    minio_binary: Path | None = None
+    """SMEMU_MINIO_BINARY: the MinIO server to run for the 'minio' store (default: scripts/build-minio's
+    cache under SMEMU_CACHE, then `minio` on PATH)."""
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "smemu")
+    """SMEMU_CACHE: where scripts/build-minio caches the MinIO binary it builds (``<cache>/minio/minio``)."""
     container_gateway: bool = True
     """SMEMU_CONTAINER_GATEWAY: serve the edge on 169.254.170.2 so containers get credentials and endpoints."""
     invocation_timeout_seconds: float = 60.0
@@ -139,6 +150,10 @@ class Settings:
     """SMEMU_TRAINING_STOP_GRACE_SECONDS: StopTrainingJob's SIGTERM-to-SIGKILL wait (AWS: 120)."""
     training_checkpoint_sync_seconds: float = 5.0
     """SMEMU_TRAINING_CHECKPOINT_SYNC_SECONDS: how often /opt/ml/checkpoints is synced to S3."""
+    hold_seconds: float = 10.0
+    """SMEMU_HOLD_SECONDS: the first describe of a job or endpoint after its Create/Update/Stop answers
+    once its status has settled, waiting at most this long, so that a quick resource is seen settled
+    there (gateway/hold.py); 0 answers at once."""
     mme_cache_models: int | None = None
     """SMEMU_MME_CACHE_MODELS: at most this many models per multi-model instance (loaded or on
     disk); the least recently used is unloaded and deleted beyond it. Unset: no count limit."""
@@ -173,6 +188,16 @@ class Settings:
     def state_dir(self) -> Path:
         """Folder holding the SQLite database and the AWS services' snapshot."""
         return self.home / "state"
+
+    @property
+    def s3_kind(self) -> str:
+        """The store in use: 'external' whenever SMEMU_S3_ENDPOINT is set, else ``s3_store``."""
+        return "external" if self.s3_endpoint else self.s3_store
+
+    @property
+    def s3_data_dir(self) -> Path:
+        """Folder holding the managed MinIO's objects (its one drive)."""
+        return self.home / "s3"
 
     @property
     def work_dir(self) -> Path:
@@ -211,12 +236,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         region=text("REGION", env.get("AWS_DEFAULT_REGION") or defaults.region),
         account_id=text("ACCOUNT_ID", defaults.account_id),
         host_home=Path(env["SMEMU_HOST_HOME"]).expanduser() if env.get("SMEMU_HOST_HOME") else None,
+        s3_store=_s3_store(env.get("SMEMU_S3_STORE"), env.get("SMEMU_S3_ENDPOINT")),
         s3_endpoint=env.get("SMEMU_S3_ENDPOINT") or None,
+        s3_sync=parse_bool(env.get("SMEMU_S3_SYNC"), False),
+        minio_binary=Path(env["SMEMU_MINIO_BINARY"]).expanduser() if env.get("SMEMU_MINIO_BINARY") else None,
+        cache_dir=Path(text("CACHE", str(defaults.cache_dir))).expanduser(),
         s3_access_key=text("S3_ACCESS_KEY", defaults.s3_access_key),
         s3_secret_key=text("S3_SECRET_KEY", defaults.s3_secret_key),
         base_image=text("BASE_IMAGE", defaults.base_image),
         threads=int(text("THREADS", str(defaults.threads))),
-        edge_workers=_non_negative(text("EDGE_WORKERS", str(defaults.edge_workers)), "SMEMU_EDGE_WORKERS"),
+        edge_workers=_count(text("EDGE_WORKERS", str(defaults.edge_workers)), "SMEMU_EDGE_WORKERS"),
         max_header_bytes=int(text("MAX_HEADER_BYTES", str(defaults.max_header_bytes))),
         request_header_timeout_seconds=float(
             text("REQUEST_HEADER_TIMEOUT_SECONDS", str(defaults.request_header_timeout_seconds))),
@@ -230,7 +259,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gpu_fallback=_gpu_fallback(env.get("SMEMU_GPU_FALLBACK")),
         registry_port=int(text("REGISTRY_PORT", str(defaults.registry_port))),
         iam_enforce=parse_bool(env.get("SMEMU_IAM_ENFORCE"), False),
-        container_s3_endpoint=env.get("SMEMU_CONTAINER_S3_ENDPOINT") or None,
         container_gateway=parse_bool(env.get("SMEMU_CONTAINER_GATEWAY"), True),
         invocation_timeout_seconds=float(text("INVOCATION_TIMEOUT_SECONDS", str(defaults.invocation_timeout_seconds))),
         endpoint_startup_timeout_seconds=float(
@@ -244,6 +272,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             text("TRAINING_STOP_GRACE_SECONDS", str(defaults.training_stop_grace_seconds))),
         training_checkpoint_sync_seconds=float(
             text("TRAINING_CHECKPOINT_SYNC_SECONDS", str(defaults.training_checkpoint_sync_seconds))),
+        hold_seconds=_non_negative("HOLD_SECONDS", text("HOLD_SECONDS", str(defaults.hold_seconds))),
         mme_cache_models=int(env["SMEMU_MME_CACHE_MODELS"]) if env.get("SMEMU_MME_CACHE_MODELS") else None,
         mme_cache_bytes=int(env["SMEMU_MME_CACHE_BYTES"]) if env.get("SMEMU_MME_CACHE_BYTES") else None,
         allowed_hosts=_words(env.get("SMEMU_ALLOWED_HOSTS")),
@@ -285,11 +314,26 @@ def _kubernetes(env: Mapping[str, str]) -> KubernetesSettings:
     )
 
 
-def _non_negative(value: str, name: str) -> int:
+def _count(value: str, name: str) -> int:
+    """A whole number that may be 0 but not negative, checked at start."""
     number = int(value)
     if number < 0:
         raise ValueError(f"{name} must be 0 or more (got {value!r})")
     return number
+
+
+S3_STORES = ("minio", "memory", "external")
+
+
+def _s3_store(store: str | None, endpoint: str | None) -> str:
+    """SMEMU_S3_STORE, checked against SMEMU_S3_ENDPOINT (which alone selects 'external')."""
+    choice = (store or "").strip().lower() or ("external" if endpoint else "minio")
+    if choice not in S3_STORES:
+        raise ValueError(f"SMEMU_S3_STORE must be one of {', '.join(S3_STORES)} (got {store!r})")
+    if (choice == "external") != bool(endpoint):
+        raise ValueError("SMEMU_S3_STORE=external goes with SMEMU_S3_ENDPOINT, and SMEMU_S3_ENDPOINT with no "
+                         f"other store (got SMEMU_S3_STORE={store!r}, SMEMU_S3_ENDPOINT={endpoint!r})")
+    return choice
 
 
 def _words(value: str | None) -> tuple[str, ...]:
@@ -334,3 +378,11 @@ def _gpu_fallback(value: str | None) -> str:
     from emulator.gpus import parse_fallback
 
     return parse_fallback(value)
+
+
+def _non_negative(name: str, value: str) -> float:
+    """A number of seconds that may be 0 (off) but not negative, checked at start."""
+    seconds = float(value)
+    if seconds < 0:
+        raise ValueError(f"SMEMU_{name} must be 0 or more seconds (got {value!r})")
+    return seconds

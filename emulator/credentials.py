@@ -18,8 +18,9 @@ never sees anyone else's keys. The emulator does the same:
   (``emulator.runtime.gateway_network``); it admits AWS calls only when they are signed with
   credentials issued here.
 * :func:`container_environment` gives a container the variables: the credentials URI and
-  token, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` pointing at the gateway (or at the S3
-  in use), the region, and ``AWS_EC2_METADATA_DISABLED``. Nothing from this machine's
+  token, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` pointing at the gateway (S3 included:
+  the edge relays S3 to whichever store is configured, signed with the store's credentials,
+  so role credentials work on every store), the region, and ``AWS_EC2_METADATA_DISABLED``. Nothing from this machine's
   environment is copied: the host's AWS credentials never reach a container.
 """
 
@@ -35,7 +36,6 @@ import os
 import secrets
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -164,33 +164,13 @@ def container_environment(role_arn: str | None, settings: Any, broker: Credentia
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
         "AWS_ENDPOINT_URL": url,
-        "AWS_ENDPOINT_URL_S3": container_s3_endpoint(settings) or url,
+        "AWS_ENDPOINT_URL_S3": url,
         "AWS_EC2_METADATA_DISABLED": "true",  # never probe 169.254.169.254
     }
     if role_arn:
         env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = url + CREDENTIALS_PATH
         env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = broker.issue(role_arn, session_name)
     return env
-
-
-def container_s3_endpoint(settings: Any) -> str | None:
-    """Where containers reach an external S3 (None: the embedded one, through the gateway).
-
-    ``SMEMU_CONTAINER_S3_ENDPOINT`` (Settings ``container_s3_endpoint``) wins; otherwise a
-    loopback ``SMEMU_S3_ENDPOINT`` is rewritten to 169.254.170.2, which works when that S3
-    listens on all addresses (MinIO in docker-compose publishes its port there too).
-    """
-    explicit = getattr(settings, "container_s3_endpoint", None)
-    if explicit:
-        return str(explicit)
-    endpoint = getattr(settings, "s3_endpoint", None)
-    if not endpoint:
-        return None
-    parts = urllib.parse.urlsplit(endpoint)
-    if parts.hostname in ("127.0.0.1", "localhost", "::1"):
-        netloc = CONTAINER_HOST_IP + (f":{parts.port}" if parts.port else "")
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return str(endpoint)
 
 
 def _document(issued: Issued) -> dict[str, Any]:

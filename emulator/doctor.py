@@ -73,7 +73,18 @@ def check_registry() -> Check:
 
 
 def check_s3(settings: Settings) -> Check:
-    """The S3 store answers (the edge port itself for the embedded store)."""
+    """The S3 store can run (MinIO binary) or answers (an external S3)."""
+    if settings.s3_kind == "minio":
+        from emulator.objectstore.minio import find_minio_binary
+
+        binary = find_minio_binary(settings)
+        if binary is None:
+            return Check("s3", False, "the default store (MinIO run by the emulator) has no MinIO binary",
+                         f"{_script('build-minio')} --binary-only   (or SMEMU_MINIO_BINARY, SMEMU_S3_ENDPOINT, "
+                         "or SMEMU_S3_STORE=memory: not durable)")
+        return Check("s3", True, f"MinIO run by the emulator ({binary}), data in {settings.s3_data_dir}")
+    if settings.s3_kind == "memory":
+        return Check("s3", True, "moto's in-memory S3 (SMEMU_S3_STORE=memory): NOT durable")
     url = settings.s3_endpoint or settings.endpoint_url
     try:
         with urllib.request.urlopen(url + "/", timeout=3) as response:  # noqa: S310 - loopback URL from config

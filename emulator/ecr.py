@@ -106,7 +106,7 @@ def _registry_image_class() -> type:
 
     moto reports the *config* blob's size (a few KB) as imageSizeInBytes; ECR reports the
     compressed layers. Built on first use so that importing this module (the CLI does) does not
-    import moto; published as ``emulator.ecr.RegistryImage`` so the state snapshot can pickle it.
+    import moto.
     """
     from moto.ecr.models import Image
 
@@ -118,17 +118,7 @@ def _registry_image_class() -> type:
         def get_image_size_in_bytes(self) -> int | None:
             return self.size_bytes
 
-    RegistryImage.__module__ = __name__
-    RegistryImage.__qualname__ = "RegistryImage"
-    globals()["RegistryImage"] = RegistryImage
     return RegistryImage
-
-
-def __getattr__(name: str) -> Any:
-    """Unpickling a saved moto snapshot looks up ``emulator.ecr.RegistryImage`` before any use."""
-    if name == "RegistryImage":
-        return _registry_image_class()
-    raise AttributeError(name)
 
 
 class EcrMirror:
@@ -162,27 +152,38 @@ class EcrMirror:
         return details
 
     def _record(self, manifest: Manifest, tag: str, region: str) -> dict[str, Any]:
-        backend = _ecr_backend(self.account_id, region)
-        if manifest.repository not in backend.repositories:
-            backend.create_repository(
-                repository_name=manifest.repository, registry_id=None, encryption_config=None,
-                image_scan_config=None, image_tag_mutability="MUTABLE", tags=[],
-            )
-        repository = backend.repositories[manifest.repository]
-        image_class = _registry_image_class()
-        for image in list(repository.images):
-            if image.get_image_digest() == manifest.digest:
-                image.__class__ = image_class
-                image.size_bytes = manifest.size
-                if tag not in image.image_tags:
-                    backend.batch_delete_image(repository_name=manifest.repository, image_ids=[{"imageTag": tag}])
-                    image.update_tag(tag)
-                return _detail(image, repository, region)
-        image = backend.put_image(manifest.repository, manifest.body.decode(), tag, manifest.media_type,
-                                  manifest.digest)
-        image.__class__ = image_class  # same attributes; only the size accessor differs
-        image.size_bytes = manifest.size
-        return _detail(image, repository, region)
+        """Write the image into moto's ECR, journaled (emulator/awsstate) so it survives a restart."""
+        from emulator.awsstate import direct_write
+
+        return direct_write("ecr.record_image", {  # type: ignore[no-any-return]
+            "account_id": self.account_id, "region": region, "repository": manifest.repository, "tag": tag,
+            "digest": manifest.digest, "media_type": manifest.media_type, "manifest": manifest.body.decode(),
+            "size": manifest.size})
+
+
+def apply_registry_image(account_id: str, region: str, repository: str, tag: str, digest: str, media_type: str,
+                         manifest: str, size: int) -> dict[str, Any]:
+    """The write itself (also what a replay of the journal calls); returns the imageDetail."""
+    backend = _ecr_backend(account_id, region)
+    if repository not in backend.repositories:
+        backend.create_repository(
+            repository_name=repository, registry_id=None, encryption_config=None,
+            image_scan_config=None, image_tag_mutability="MUTABLE", tags=[],
+        )
+    found = backend.repositories[repository]
+    image_class = _registry_image_class()
+    for image in list(found.images):
+        if image.get_image_digest() == digest:
+            image.__class__ = image_class
+            image.size_bytes = size
+            if tag not in image.image_tags:
+                backend.batch_delete_image(repository_name=repository, image_ids=[{"imageTag": tag}])
+                image.update_tag(tag)
+            return _detail(image, found, region)
+    image = backend.put_image(repository, manifest, tag, media_type, digest)
+    image.__class__ = image_class  # same attributes; only the size accessor differs
+    image.size_bytes = size
+    return _detail(image, found, region)
 
 
 def _detail(image: Any, repository: Any, region: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 from emulator.config import Settings
 from emulator.context import CallContext
+from emulator.objectstore import ObjectStore
 from emulator.runtime.spec import EngineUnavailable, RuntimeBackend, RuntimeError_
 from emulator.s3 import S3Store
 from emulator.store import Store
@@ -23,12 +24,14 @@ log = logging.getLogger(__name__)
 class Platform:
     """Everything the services share, built once per emulator process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, object_store: ObjectStore | None = None) -> None:
         self.settings = settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.state_dir / "resources.db")
-        self.s3 = S3Store(settings)
+        self.object_store = object_store
+        """Where S3 objects live (started and stopped by the server, not here)."""
+        self.s3 = S3Store(settings, object_store)
         self.services: list[object] = []
         self.runtime_handler: Callable[[str, dict[str, Any], CallContext], Mapping[str, Any]] | None = None
         self.streaming_handlers: dict[str, Any] = {}
@@ -122,7 +125,7 @@ class Platform:
         self.store.close()
 
 
-def build_platform(settings: Settings) -> Platform:
+def build_platform(settings: Settings, object_store: ObjectStore | None = None) -> Platform:
     """The platform with every service of the emulator.
 
     Imports happen here, not at module import, so the gateway starts fast; an import that
@@ -136,7 +139,7 @@ def build_platform(settings: Settings) -> Platform:
     from emulator.transform.service import TransformService
     from emulator.tuning.service import TuningService
 
-    platform = Platform(settings)
+    platform = Platform(settings, object_store)
     training = TrainingService(platform)
     training.container_environment = lambda request: platform.container_environment(request.get("RoleArn"))
     platform.add_service(training)

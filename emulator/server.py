@@ -1,8 +1,9 @@
 """Running the emulator: the control process's WSGI server (cheroot) and the edge's fronts.
 
-:class:`EmulatorServer` owns the whole process-level lifecycle: restore AWS state, build
-the platform, serve, and on stop save state and let services settle. ``smemu serve`` runs it
-in the foreground; tests and the pytest plugin run it in a thread.
+:class:`EmulatorServer` owns the whole process-level lifecycle: lock the home, start the
+object store, replay the AWS state journal, build the platform, serve; on stop, stop serving,
+let services settle, close the journal and stop the store. ``smemu serve`` runs it in the
+foreground; tests and the pytest plugin run it in a thread.
 
 With ``SMEMU_EDGE_WORKERS`` above 0 (the default) the edge port belongs to the front processes
 (``emulator/edge``): they serve invocations themselves and forward everything else to the
@@ -23,11 +24,15 @@ from typing import Any
 
 from cheroot import wsgi
 
+from emulator.awsstate import AwsState
 from emulator.config import Settings
 from emulator.gateway.app import EdgeApplication
-from emulator.gateway.aws import AwsStateSnapshot, MotoBridge
+from emulator.gateway.aws import MotoBridge
 from emulator.gateway.control import ControlPlane
+from emulator.gateway.hold import StatusHold
 from emulator.gateway.protocol import load_service_model
+from emulator.homelock import HomeLock
+from emulator.objectstore import ObjectStore, open_store
 from emulator.platform import Platform, build_platform
 from emulator.runtime.docker_backend import configure_gpu_runtime, configure_host_paths
 from emulator.runtime.naming import configure_home, home_id
@@ -38,29 +43,32 @@ MAX_BODY_BYTES = 5 * 1024**3 + 64 * 1024
 """The server's backstop for bodies without Content-Length (chunked): S3's largest PUT and a margin."""
 
 
-def build_application(settings: Settings) -> tuple[EdgeApplication, Platform, AwsStateSnapshot]:
-    """The edge application with its platform and the AWS state snapshot, restored."""
+def build_application(settings: Settings, object_store: ObjectStore,
+                      aws_state: AwsState) -> tuple[EdgeApplication, Platform]:
+    """The edge application with its platform; the AWS state is replayed into moto here."""
     configure_host_paths(settings.home, settings.host_home)
     configure_home(settings.home)
     configure_gpu_runtime(settings.gpu_runtime)
-    snapshot = AwsStateSnapshot(settings.state_dir / "aws-state.pickle")
-    snapshot.restore()
-    platform = build_platform(settings)
+    moto = MotoBridge(aws_state)
+    aws_state.restore(moto.app)
+    platform = build_platform(settings, object_store)
     from emulator.observe.events import log_lifecycle
 
     platform.store.subscribe(log_lifecycle)
     operations = load_service_model("sagemaker").operation_names
-    control = ControlPlane(platform.services, operations)
+    control = ControlPlane(platform.services, operations, hold=StatusHold(settings.hold_seconds))
     app = EdgeApplication(
         control=control,
-        moto=MotoBridge(snapshot),
+        moto=moto,
         default_region=settings.region,
         account_id=settings.account_id,
         runtime=platform.runtime_handler,
         streaming=platform.streaming_handlers,
         views=platform.views,
+        s3=object_store.edge_app(moto),
+        status=lambda: {"s3": object_store.describe(), "aws_state": aws_state.describe()},
     )
-    return app, platform, snapshot
+    return app, platform
 
 
 def with_own_routes(app: Any, platform: Platform) -> Any:
@@ -126,7 +134,19 @@ class EmulatorServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.app, self.platform, self.snapshot = build_application(settings)
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.home_lock = HomeLock(settings.home).acquire()
+        self.object_store: ObjectStore | None = None
+        self.aws_state: AwsState | None = None
+        try:
+            self.object_store = open_store(settings)
+            self.object_store.start()  # MinIO starts while the journal replays and the platform builds
+            self.aws_state = AwsState(settings.state_dir / "aws-journal.jsonl")
+            self.app, self.platform = build_application(settings, self.object_store, self.aws_state)
+            self.object_store.wait_ready()
+        except BaseException:
+            self._release()
+            raise
         self.wsgi_app = with_own_routes(self.app, self.platform)
         self.edge_app = with_dashboard(self.wsgi_app, self.platform)
         self._gateway: Any = None
@@ -176,7 +196,6 @@ class EmulatorServer:
                 self._start_fronts()
             if self.settings.container_gateway:
                 self._start_gateway()
-            self.snapshot.start()
             self.platform.credentials.restore_identities()
             self.platform.start()
             self._thread = threading.Thread(target=self._server.serve, name="smemu-edge", daemon=True)
@@ -252,7 +271,7 @@ class EmulatorServer:
             self.stop()
 
     def stop(self) -> None:
-        """Stop serving, save AWS state and stop the services' background work."""
+        """Stop serving, stop the services' background work, close the journal, stop the store."""
         try:
             if self.supervisor is not None:
                 self.supervisor.stop()  # fronts finish what they have in flight first
@@ -262,8 +281,22 @@ class EmulatorServer:
         finally:
             for sock in self._sockets:
                 sock.close()
-            self.snapshot.stop()
-            self.platform.stop()
+            try:
+                self.platform.stop()
+            finally:
+                self._release()
+
+    def _release(self) -> None:
+        """Close the journal, stop the object store and unlock the home (each at most once)."""
+        try:
+            if self.aws_state is not None:
+                self.aws_state.close()
+        finally:
+            try:
+                if self.object_store is not None:
+                    self.object_store.stop()
+            finally:
+                self.home_lock.release()
 
     def __enter__(self) -> EmulatorServer:
         return self.start()

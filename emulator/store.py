@@ -3,6 +3,11 @@
 Each record is the resource's Describe* response as a plain JSON dict (timestamps as epoch
 seconds), so a Describe is a read and a restart of the emulator loses nothing. Names are
 unique per kind without regard to case, as SageMaker's ARNs are (they lower-case the name).
+
+Durability: WAL mode with ``synchronous=FULL``, so every commit is fsynced before the call
+returns (a Completed status is never lost to a crash or a power cut once written). The schema
+version is SQLite's ``user_version``: an older file is migrated (:data:`MIGRATIONS`), a newer
+one refused with :class:`StoreVersionError`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,16 @@ from pathlib import Path
 from typing import Any
 
 Record = dict[str, Any]
+
+SCHEMA_VERSION = 1
+"""The schema this release writes (``PRAGMA user_version``). 0: files written before versioning."""
+MIGRATIONS: dict[int, str] = {0: ""}
+"""``{version n: SQL turning schema n into n + 1}`` (0 -> 1 only stamps the version: same tables)."""
+
+
+class StoreVersionError(RuntimeError):
+    """The database was written by a newer release."""
+
 
 Listener = Callable[[str, str, "Record | None", "Record | None"], None]
 """``(kind, name, record before, record after)``, called after a change is saved (None: absent)."""
@@ -52,8 +67,8 @@ class Store:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._migrate(str(path))
         self._lock = threading.RLock()
         self._listeners: builtins.list[Listener] = []
 
@@ -71,6 +86,18 @@ class Store:
                 listener(kind, name, before, after)
             except Exception:  # an observer must never break a write
                 logging.getLogger(__name__).exception("store listener failed for %s %s", kind, name)
+
+    def _migrate(self, where: str) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise StoreVersionError(
+                f"{where} was written by a newer sagemaker-emulator (schema {version}; this release knows up to "
+                f"{SCHEMA_VERSION}). Upgrade sagemaker-emulator, or move SMEMU_HOME aside to start empty.")
+        self._db.executescript(_SCHEMA)
+        for step in range(version, SCHEMA_VERSION):
+            self._db.executescript(MIGRATIONS[step])
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close the database; the store is unusable afterwards."""

@@ -36,49 +36,48 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-S3_BACKENDS = ("embedded", "minio")
-"""The stores the session emulator can use; SMEMU_TEST_S3=embedded|minio|both picks (default both)."""
-_S3_FIXTURES = {"s3_client", "bucket"}
+S3_STORES = ("minio", "memory", "external")
+"""Stores the session emulator can use: SMEMU_TEST_S3 picks one (default: minio, the default store).
+
+The whole suite runs once, on one store; tests/integration/test_s3_stores.py runs the S3 suite
+through the edge port against every store (the default, an external MinIO and the in-memory one),
+so covering the stores does not multiply the suite's time."""
 
 
-def _s3_backends() -> list[str]:
-    choice = os.environ.get("SMEMU_TEST_S3", "both")
-    if choice == "both":
-        return list(S3_BACKENDS)
-    if choice not in S3_BACKENDS:
-        raise pytest.UsageError(f"SMEMU_TEST_S3 must be embedded, minio or both (got {choice!r})")
-    return [choice]
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Tests that touch S3 run once per store; every other emulator test on the first store only."""
-    if "s3_backend" not in metafunc.fixturenames:
-        return
-    backends = _s3_backends()
-    if not _S3_FIXTURES & set(metafunc.fixturenames) or metafunc.definition.get_closest_marker("one_store"):
-        backends = backends[:1]
-    metafunc.parametrize("s3_backend", backends, indirect=True, scope="session")
+def session_store() -> str:
+    """The store SMEMU_TEST_S3 names for the session emulator."""
+    choice = os.environ.get("SMEMU_TEST_S3", "minio")
+    if choice not in S3_STORES:
+        raise pytest.UsageError(f"SMEMU_TEST_S3 must be one of {', '.join(S3_STORES)} (got {choice!r})")
+    return choice
 
 
 @pytest.fixture(scope="session")
-def s3_backend(request: pytest.FixtureRequest) -> str:
-    """Which S3 the session emulator uses: 'embedded' (moto on the edge port) or 'minio'."""
-    return str(getattr(request, "param", "embedded"))
+def s3_backend() -> str:
+    """Which store the session emulator uses (SMEMU_TEST_S3)."""
+    return session_store()
+
+
+def ensure_minio_binary() -> None:
+    """Build the pinned MinIO once per machine (scripts/build-minio) when it is missing."""
+    import subprocess
+
+    from emulator.pytest_plugin import minio_binary
+
+    if minio_binary() is None:
+        script = Path(__file__).resolve().parents[1] / "scripts" / "build-minio"
+        subprocess.run([str(script), "--binary-only"], check=False, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="session")
 def minio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The pinned MinIO (scripts/build-minio's cached binary) as a process on a free loopback port."""
-    import subprocess
-
     from emulator.pytest_plugin import MinioProcess, minio_binary
 
-    if minio_binary() is None:
-        script = Path(__file__).resolve().parents[1] / "scripts" / "build-minio"
-        subprocess.run([str(script), "--binary-only"], check=False, stdin=subprocess.DEVNULL)
+    ensure_minio_binary()
     binary = minio_binary()
     if binary is None:
-        pytest.skip("MinIO UNAVAILABLE: scripts/build-minio could not build the pinned MinIO server "
+        pytest.fail("MinIO UNAVAILABLE: scripts/build-minio could not build the pinned MinIO server "
                     "(needs Go and the Go module proxy; see its output above)")
     with MinioProcess(binary, data_dir=tmp_path_factory.mktemp("minio-data")) as endpoint:
         yield endpoint
@@ -89,12 +88,17 @@ def emulator_settings(tmp_path_factory: pytest.TempPathFactory, s3_backend: str,
                       request: pytest.FixtureRequest) -> Settings:
     """Settings of the session's emulator: free port, fresh home, the store ``s3_backend`` names."""
     home = tmp_path_factory.mktemp(f"smemu-home-{s3_backend}")
-    base = load_settings({k: v for k, v in os.environ.items() if k in ("SMEMU_S3_ENDPOINT", "SMEMU_BASE_IMAGE",
-                                                                       "SMEMU_S3_ACCESS_KEY", "SMEMU_S3_SECRET_KEY")})
+    base = load_settings({k: v for k, v in os.environ.items() if k in ("SMEMU_BASE_IMAGE", "SMEMU_MINIO_BINARY",
+                                                                       "SMEMU_CACHE")})
+    # hold_seconds=0: the suite checks AWS's answers as they are (InProgress right after a Create);
+    # the SDK tests and the hold's own tests turn the hold on (tests/integration/test_status_hold.py).
     # file:// channels of tests name folders under pytest's temporary root (emulator/host_paths.py).
-    settings = base.with_overrides(port=free_port(), home=Path(home), host="127.0.0.1",
+    settings = base.with_overrides(port=free_port(), home=Path(home), host="127.0.0.1", hold_seconds=0,
+                                   s3_store=s3_backend,
                                    host_folders=(tmp_path_factory.getbasetemp().resolve(),))
     if s3_backend == "minio":
+        ensure_minio_binary()
+    if s3_backend == "external":
         minio = request.getfixturevalue("minio_server")
         settings = settings.with_overrides(s3_endpoint=minio.url, s3_access_key=minio.access_key,
                                            s3_secret_key=minio.secret_key)
@@ -163,13 +167,7 @@ def runtime_client(endpoint_url: str) -> Any:
 
 @pytest.fixture(scope="session")
 def s3_client(endpoint_url: str, emulator_settings: Settings) -> Any:
-    """boto3 ``s3`` client for the store the emulator uses."""
-    if emulator_settings.s3_endpoint:
-        return boto3.session.Session().client(
-            "s3", endpoint_url=emulator_settings.s3_endpoint, region_name="us-east-1",
-            aws_access_key_id=emulator_settings.s3_access_key,
-            aws_secret_access_key=emulator_settings.s3_secret_key,
-        )
+    """boto3 ``s3`` client on the edge port (which relays to whichever store the emulator uses)."""
     return make_client("s3", endpoint_url)
 
 

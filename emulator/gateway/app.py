@@ -6,7 +6,11 @@ Routing, in order (DESIGN.md decision 1):
 2. SigV4 scope ``sagemaker`` (or unsigned) and ``X-Amz-Target: SageMaker.<Op>``
                                                        -> the control plane (Flask)
 3. scope ``sagemaker`` and a path under ``/endpoints/`` -> the runtime (Flask)
-4. everything else (IAM, STS, ECR, Logs, SNS, S3)      -> moto
+4. S3 (signed for ``s3``, presigned, or unsigned below a bucket) -> the object store's proxy
+   (objectstore/proxy.py), or moto when the store is moto's in-memory S3
+5. scope ``iam`` and an action moto lacks (the policy simulator)
+                                                       -> iam_query.py
+6. everything else (IAM, STS, ECR, Logs, SNS)          -> moto
 
 A SageMaker operation no platform service executes is answered by moto only when moto stores
 it faithfully (coverage.STORED); every other one is refused at once (coverage.py).
@@ -31,7 +35,9 @@ from emulator.errors import InternalFailure, ServiceError, ValidationError
 from emulator.gateway import coverage
 from emulator.gateway.aws import MotoBridge
 from emulator.gateway.control import ControlPlane
+from emulator.gateway.iam_query import IamExtensions
 from emulator.gateway.protocol import JsonRpcProtocol, RestJsonProtocol, error_response
+from emulator.objectstore.signing import is_s3_request
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,8 @@ class EdgeApplication:
         runtime: RuntimeHandler | None = None,
         streaming: dict[str, StreamingHandler] | None = None,
         views: Mapping[str, Callable[[str], Any]] | None = None,
+        s3: Callable[..., Iterable[bytes]] | None = None,
+        status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.control = control
         self.moto = moto
@@ -102,14 +110,21 @@ class EdgeApplication:
         self.runtime = runtime
         self.streaming = streaming or {}
         self.views = views if views is not None else {}
+        self.s3 = s3
+        """What serves S3: the proxy to the object store, or moto behind the edge's S3 checks; None: moto."""
+        self.status = status or (lambda: {})
+        """Extra fields of ``/_smemu/health`` (the object store, the AWS state journal)."""
         self.json_protocol = JsonRpcProtocol("sagemaker")
         self.rest_protocol = RestJsonProtocol("sagemaker-runtime")
+        self.iam = IamExtensions(account_id)
         self.flask = self._create_flask()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == HEALTH_PATH or path.startswith("/_smemu/endpoints/"):
             return self.flask(environ, start_response)
+        if self.s3 is not None and is_s3_request(environ):
+            return self.s3(environ, start_response)
         region, service = credential_scope(environ)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not path.startswith("/moto-api") and service in (None, "sagemaker"):
@@ -118,6 +133,10 @@ class EdgeApplication:
                 return self.flask(environ, start_response)
             if service == "sagemaker" and path.startswith("/endpoints/"):
                 return self._runtime(environ, start_response)
+        if service == "iam":
+            answered = self.iam(environ, start_response, region)
+            if answered is not None:
+                return answered
         return self.moto(environ, start_response)
 
     # -- Flask side ---------------------------------------------------------------------
@@ -136,13 +155,7 @@ class EdgeApplication:
         return Response(json.dumps(body), status=status, headers={"Content-Type": "application/json"})
 
     def _health(self) -> Response:
-        snapshot = self.moto.snapshot
-        body = {
-            "status": "ok",
-            "operations": self.control.operations,
-            "aws_state": None if snapshot is None else {
-                "pending": snapshot.pending, "last_saved": snapshot.last_saved},
-        }
+        body = {"status": "ok", "operations": self.control.operations, **self.status()}
         data_plane = self.views.get("data-plane")
         if data_plane is not None:
             body["data_plane"] = data_plane("")

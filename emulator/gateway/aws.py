@@ -1,37 +1,24 @@
 """Every AWS service the emulator does not execute, answered by moto on the edge port.
 
 moto's own WSGI dispatcher already routes a request to the right service by its SigV4
-credential scope, so we mount it as it is. Its state is in memory; :class:`AwsStateSnapshot`
-pickles the backends we rely on into ``SMEMU_HOME`` so a restart keeps roles, repositories,
-log groups and every object of the embedded S3.
+credential scope, so we mount it as it is. Its state lives in memory; :class:`MotoBridge`
+sends every request through :class:`emulator.awsstate.AwsState`, which journals the changes
+so that a restart (or kill -9) keeps roles, repositories, log groups, topics and the
+SageMaker records moto stores.
 """
 
 from __future__ import annotations
 
-import copyreg
 import logging
 import os
-import pickle
-import threading
-import time
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from emulator.awsstate import AwsState
 
 log = logging.getLogger(__name__)
 
 WsgiApp = Callable[..., Iterable[bytes]]
-
-#: Services whose state survives a restart. Others (rarely used side calls) start empty.
-PERSISTED_SERVICES = ("s3", "iam", "sts", "ecr", "logs", "sns", "sagemaker", "cloudwatch")
-
-_RLOCK_TYPE = type(threading.RLock())
-_LOCK_TYPE = type(threading.Lock())
-
-
-def _register_lock_pickling() -> None:
-    """Locks inside moto's backends (ECR has one) are recreated empty on load."""
-    copyreg.pickle(_RLOCK_TYPE, lambda _lock: (threading.RLock, ()))
-    copyreg.pickle(_LOCK_TYPE, lambda _lock: (threading.Lock, ()))
 
 
 def create_moto_app() -> WsgiApp:
@@ -45,123 +32,31 @@ def create_moto_app() -> WsgiApp:
     return werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)  # type: ignore[return-value]
 
 
-def _backend_dict(service: str) -> Any:
-    from moto.backends import get_backend
+class MotoBridge:
+    """The moto application, with its changes journaled when a state is given.
 
-    return get_backend(service)  # type: ignore[call-overload]
-
-
-class AwsStateSnapshot:
-    """Saves and restores moto's backends for :data:`PERSISTED_SERVICES`.
-
-    Writes go to a temporary file renamed into place, so a crash mid-save keeps the last
-    good snapshot. Saving is triggered by :meth:`mark_dirty` and done by a background thread
-    at most once per ``interval`` seconds, so a burst of uploads costs one save.
+    S3 requests reach moto only with the non-durable ``memory`` store; they are never journaled.
     """
 
-    def __init__(self, path: Path, interval: float = 1.0) -> None:
-        self.path = path
-        self.interval = interval
-        self._dirty = threading.Event()
-        self._stop = threading.Event()
-        self._save_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self.last_saved: float | None = None
-        """Epoch seconds of the last completed save (None: none yet in this process)."""
-        _register_lock_pickling()
-
-    def restore(self) -> bool:
-        """Load a saved snapshot into moto's backends; False when there is none."""
-        if not self.path.exists():
-            return False
-        try:
-            with self.path.open("rb") as handle:
-                state: dict[str, dict[str, dict[str, Any]]] = pickle.load(handle)
-        except Exception:  # a snapshot from an incompatible moto must not stop the server
-            log.exception("could not read AWS state snapshot %s; starting empty", self.path)
-            return False
-        for service, accounts in state.items():
-            backends = _backend_dict(service)
-            for account_id, regions in accounts.items():
-                account_backend = backends[account_id]
-                for region, backend in regions.items():
-                    dict.__setitem__(account_backend, region, backend)
-        return True
-
-    def save(self) -> None:
-        """Write the current state of the persisted services now."""
-        with self._save_lock:
-            self._dirty.clear()
-            state = {
-                service: {
-                    account_id: dict(account_backend.items())
-                    for account_id, account_backend in _backend_dict(service).items()
-                }
-                for service in PERSISTED_SERVICES
-            }
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            with tmp.open("wb") as handle:
-                pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            tmp.replace(self.path)
-            self.last_saved = time.time()
-
-    @property
-    def pending(self) -> bool:
-        """Whether a change has not been saved yet."""
-        return self._dirty.is_set()
-
-    def mark_dirty(self) -> None:
-        """Note that a request may have changed moto's state."""
-        self._dirty.set()
-
-    def start(self) -> None:
-        """Start the background saver."""
-        self._thread = threading.Thread(target=self._run, name="aws-state-saver", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the saver and write a last snapshot if anything changed."""
-        self._stop.set()
-        self._dirty.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        if self._dirty.is_set():
-            self.save()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._dirty.wait()
-            if self._stop.is_set():
-                return
-            self._stop.wait(self.interval)
-            try:
-                self.save()
-            except Exception:
-                log.exception("saving the AWS state snapshot failed")
-
-
-class MotoBridge:
-    """The moto application plus the bookkeeping that keeps its state on disk."""
-
-    def __init__(self, snapshot: AwsStateSnapshot | None) -> None:
-        self.snapshot = snapshot
+    def __init__(self, state: AwsState | None) -> None:
+        self.state = state
         self.app = create_moto_app()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        from emulator.objectstore import is_s3_request
+
+        if is_s3_request(environ):  # an S3 body is an object's bytes, not an API request to check
+            # moto decodes the path it is given again unless it has the raw one (a key with "%20" in it)
+            if "RAW_URI" not in environ and environ.get("REQUEST_URI"):
+                environ["RAW_URI"] = environ["REQUEST_URI"]
+            return self.app(environ, start_response)
         if "json" in str(environ.get("CONTENT_TYPE", "")):
             refused = _deep_json_refusal(environ)
             if refused is not None:
                 return refused(start_response)
-        changes = self.snapshot is not None and environ.get("REQUEST_METHOD") not in ("GET", "HEAD")
-        if changes:
-            self.snapshot.mark_dirty()  # type: ignore[union-attr]
-        try:
+        if self.state is None:
             return self.app(environ, start_response)
-        finally:
-            if changes:
-                # Again once the change is made: a save that began mid-request missed it.
-                self.snapshot.mark_dirty()  # type: ignore[union-attr]
+        return self.state.handle(self.app, environ, start_response)
 
 
 def _deep_json_refusal(environ: dict[str, Any]) -> Callable[[Callable[..., Any]], Iterable[bytes]] | None:

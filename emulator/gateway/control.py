@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping
 from botocore import xform_name
 
 from emulator.context import CallContext
+from emulator.gateway.hold import DESCRIBES, StatusHold
 
 Handler = Callable[[dict[str, Any], CallContext], Mapping[str, Any]]
 
@@ -21,7 +22,10 @@ Handler = Callable[[dict[str, Any], CallContext], Mapping[str, Any]]
 class ControlPlane:
     """Dispatch table from operation names to platform handlers."""
 
-    def __init__(self, services: Iterable[object], operation_names: Iterable[str]) -> None:
+    def __init__(self, services: Iterable[object], operation_names: Iterable[str],
+                 hold: StatusHold | None = None) -> None:
+        self.hold = hold
+        """Holds the first describe after a Create/Update/Stop until the resource's status settles (hold.py)."""
         self._handlers: dict[str, Handler] = {}
         services = list(services)
         for operation in operation_names:
@@ -43,4 +47,11 @@ class ControlPlane:
 
     def call(self, operation: str, request: dict[str, Any], ctx: CallContext) -> Mapping[str, Any]:
         """Run one operation. Raises ServiceError subclasses, or NotImplementedError to fall through."""
-        return self._handlers[operation](request, ctx)
+        handler = self._handlers[operation]
+        if self.hold is None:
+            return handler(request, ctx)
+        if operation in DESCRIBES:
+            return self.hold.describe(operation, request, ctx, handler)
+        result = handler(request, ctx)
+        self.hold.changed(operation, request)
+        return result

@@ -97,7 +97,8 @@ class Observer:
             "Port": s.port,
             "Region": s.region,
             "AccountId": s.account_id,
-            "S3": s.s3_endpoint or "embedded (on the edge port)",
+            "S3": {"minio": f"MinIO run by the emulator ({s.s3_data_dir})", "memory": "in memory, NOT durable",
+                   "external": s.s3_endpoint}.get(s.s3_kind, s.s3_kind),
             "Dashboard": f"{s.endpoint_url}/_smemu/",
             "Pid": os.getpid(),
         }

@@ -60,6 +60,8 @@ class ProcessingEnv:
     region: str
     home_id: str
     resource_limits: bool = True
+    make_s3_durable: Callable[[], None] = lambda: None
+    """Returns once the objects the store acknowledged survive a power loss (S3Store.make_durable)."""
     stop_grace_seconds: float = 120.0
 
 
@@ -203,6 +205,7 @@ class ProcessingRunner:
                                        f"({limit} s) and was stopped.")
         try:
             self._upload(outputs, result.container_ids, only_continuous=False)
+            self.env.make_s3_durable()  # Completed only once the outputs are on disk for good
         except Exception as exc:
             log.exception("uploading the outputs of %s failed", self.name)
             return self._finish(rec.FAILED, reason=f"ClientError: Uploading the outputs failed: {exc}",

@@ -387,6 +387,8 @@ def start_emulator(image: str, home: Path, environment: dict[str, str] | None = 
     port = port or free_port()
     home.mkdir(parents=True, exist_ok=True)
     env = {"SMEMU_HOME": str(home), "SMEMU_PORT": str(port), **(environment or {})}
+    if "SMEMU_S3_ENDPOINT" not in env and "SMEMU_S3_STORE" not in env:
+        env["SMEMU_S3_STORE"] = "memory"  # the image carries no MinIO binary; a test session needs no durable S3
     socket_path = os.environ.get("SMEMU_DOCKER_SOCKET", "/var/run/docker.sock")
     container = DockerContainer(image).with_command(["--host", "127.0.0.1", "--port", str(port)])
     for key, value in env.items():

@@ -79,6 +79,8 @@ class RunnerEnv:
     restart_delay_seconds: float = 0.5
     resolve_image: Callable[[str], str] | None = None
     """Image policy (emulator.images); None: the backend's exact local lookup."""
+    make_s3_durable: Callable[[], None] = lambda: None
+    """Returns once the objects the store acknowledged survive a power loss (S3Store.make_durable)."""
     extra_environment: Callable[[dict[str, Any]], dict[str, str]] | None = None
     """Variables the platform adds to every container of a job (credentials, S3 endpoint)."""
 
@@ -334,6 +336,7 @@ class TrainingRunner:
             remover = threading.Thread(target=self._remove_containers, name=f"smemu-remove-{self.name}", daemon=True)
             remover.start()
             artifacts = upload_model_and_output(request, model, data, scratch, self.env.s3_client())
+            self.env.make_s3_durable()  # Completed only once the artifacts are on disk for good
         except Exception as exc:
             log.exception("uploading artifacts of %s failed", self.name)
             return self._finish("Failed", reason=f"ClientError: Uploading the model artifacts failed: {exc}")

@@ -123,6 +123,7 @@ class TrainingService:
             stop_grace_seconds=self.stop_grace_seconds, checkpoint_sync_seconds=self.checkpoint_sync_seconds,
             restart_delay_seconds=self.restart_delay_seconds, resolve_image=self.resolve_image,
             extra_environment=self.container_environment,
+            make_s3_durable=getattr(getattr(self.platform, "s3", None), "make_durable", lambda: None),
         )
         runner = TrainingRunner(env, name, knobs, on_done=self._forget)
         with self._lock:

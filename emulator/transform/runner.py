@@ -58,6 +58,8 @@ class TransformEnv:
     region: str
     home_id: str
     resource_limits: bool = True
+    make_s3_durable: Callable[[], None] = lambda: None
+    """Returns once the objects the store acknowledged survive a power loss (S3Store.make_durable)."""
     startup_timeout: float = 600.0
     download_timeout: float = 600.0
 
@@ -151,6 +153,10 @@ class TransformRunner:
         if failures:
             return self._finish(rec.FAILED, failures[0] if len(failures) == 1 else
                                 f"{failures[0]} ({len(failures) - 1} more objects failed; see the job's logs)")
+        try:
+            self.env.make_s3_durable()  # Completed only once every output is on disk for good
+        except OSError as exc:
+            return self._finish(rec.FAILED, f"ClientError: Could not make the outputs durable: {exc}")
         self._finish(rec.COMPLETED)
 
     def _follow(self, instance: inst.Instance) -> None:

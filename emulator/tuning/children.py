@@ -31,6 +31,25 @@ def definitions(record: dict[str, Any]) -> list[dict[str, Any]]:
     return list(record.get("TrainingJobDefinitions") or [record["TrainingJobDefinition"]])
 
 
+def resource_config(definition: dict[str, Any]) -> dict[str, Any] | None:
+    """The ResourceConfig of the definition's training jobs.
+
+    A definition gives either ``ResourceConfig`` or ``HyperParameterTuningResourceConfig`` (what
+    the SageMaker SDK sends); of the latter's ``InstanceConfigs`` (``AllocationStrategy``
+    Prioritized) the first, highest-priority one is used, as capacity is never short here.
+    """
+    if definition.get("ResourceConfig"):
+        return dict(definition["ResourceConfig"])
+    tuning = definition.get("HyperParameterTuningResourceConfig")
+    if not tuning:
+        return None
+    chosen = (tuning.get("InstanceConfigs") or [tuning])[0]
+    config = {k: chosen[k] for k in ("InstanceType", "InstanceCount", "VolumeSizeInGB") if k in chosen}
+    if tuning.get("VolumeKmsKeyId"):
+        config["VolumeKmsKeyId"] = tuning["VolumeKmsKeyId"]
+    return config
+
+
 def objective_value(child: dict[str, Any], metric: str) -> float | None:
     """The child's final value of the objective metric, if it reported one."""
     for item in child.get("FinalMetricDataList") or []:

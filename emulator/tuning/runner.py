@@ -75,6 +75,8 @@ class TuningRunner:
         self.name = name
         self.ctx = CallContext(region=ctx.region, account_id=ctx.account_id)
         self._stop = threading.Event()
+        self.launch_error: str | None = None
+        """Why the last training job could not be created (the job fails with it if none ran)."""
         self.thread = threading.Thread(target=self._run, name=f"smemu-tune-{name}", daemon=True)
 
     def start(self) -> None:
@@ -156,6 +158,8 @@ class TuningRunner:
             time.sleep(POLL_SECONDS)
         status = "Stopped" if stopping else "Completed"
         summaries = self._publish()
+        if status == "Completed" and not summaries and self.launch_error:
+            return self._finish("Failed", self.launch_error)
         if status == "Completed" and summaries and not any(s["ObjectiveStatus"] == "Succeeded" for s in summaries):
             return self._finish("Failed", "No training job of the tuning job reported the objective metric; "
                                           "see the training jobs' FailureReason and logs.")
@@ -168,8 +172,9 @@ class TuningRunner:
         hyperparameters = {**(body.get("StaticHyperParameters") or {}), **tuned,
                            OBJECTIVE_HYPERPARAMETER: definition.objective["MetricName"]}
         request: dict[str, Any] = {"TrainingJobName": name, "HyperParameters": hyperparameters}
+        request["ResourceConfig"] = ch.resource_config(body)
         for key in ("AlgorithmSpecification", "RoleArn", "InputDataConfig", "VpcConfig", "OutputDataConfig",
-                    "ResourceConfig", "StoppingCondition", "EnableNetworkIsolation",
+                    "StoppingCondition", "EnableNetworkIsolation",
                     "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining", "CheckpointConfig",
                     "RetryStrategy", "Environment"):
             if body.get(key) is not None:
@@ -181,6 +186,7 @@ class TuningRunner:
             self.training.create_training_job(request, self.ctx, tuning_job_arn=record["HyperParameterTuningJobArn"])
         except ServiceError as exc:
             log.warning("tuning job %s could not launch %s: %s", self.name, name, exc.message)
+            self.launch_error = f"Training job {name} could not be created: {exc.code}: {exc.message}"
             definition.searcher.tell(trial, None)
             return None
         return _Child(name, index, trial, definition.regex)

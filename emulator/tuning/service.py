@@ -189,6 +189,9 @@ class TuningService:
         if not (definition.get("TuningObjective") or config.get("HyperParameterTuningJobObjective")):
             raise ValidationException("A tuning objective is required (HyperParameterTuningJobObjective or "
                                       "TuningObjective).")
+        if bool(definition.get("ResourceConfig")) == bool(definition.get("HyperParameterTuningResourceConfig")):
+            raise ValidationException("A training job definition needs exactly one of ResourceConfig and "
+                                      "HyperParameterTuningResourceConfig.")
         objective = ch.objective_of(definition, config)
         metrics = [m["Name"] for m in algorithm.get("MetricDefinitions") or []]
         if objective["MetricName"] not in metrics:

@@ -94,9 +94,9 @@ class Stack:
                               timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
     def client_environment(self) -> dict[str, str]:
-        """What a user exports after `docker compose up` (docs/compose.md)."""
+        """What a user exports after `docker compose up` (docs/compose.md): one endpoint, S3 included."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(AWS_ENDPOINT_URL=self.url, AWS_ENDPOINT_URL_S3=self.s3_url, AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        env.update(AWS_ENDPOINT_URL=self.url, AWS_ACCESS_KEY_ID=ACCESS_KEY,
                    AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
         return env
 
@@ -188,12 +188,12 @@ def test_compose_stack_runs_training_and_an_endpoint(
         assert artifact == "s3://my-bucket/output/first-job/output/model.tar.gz"
         s3.head_object(Bucket="my-bucket", Key="output/first-job/output/model.tar.gz")  # in MinIO
 
-        # The containers the emulator starts reach MinIO where it tells them (127.0.0.1 is
-        # rewritten to 169.254.170.2, the host side of its container network).
-        container_s3 = f"http://169.254.170.2:{stack.ports['SMEMU_MINIO_PORT']}"
+        # The containers the emulator starts reach S3 through the emulator's container gateway
+        # (169.254.170.2, the host side of its container network), which relays it to MinIO.
         report = _model_report(s3, "my-bucket", "output/first-job/output/model.tar.gz")
         if "AWS_ENDPOINT_URL_S3" in report.get("env", {}):  # once training hands containers AWS endpoints
-            assert report["env"]["AWS_ENDPOINT_URL_S3"] == container_s3
+            assert report["env"]["AWS_ENDPOINT_URL_S3"] == f"http://169.254.170.2:{stack.ports['SMEMU_PORT']}"
+        container_s3 = f"http://169.254.170.2:{stack.ports['SMEMU_MINIO_PORT']}"
         assert _status_from_a_container(engine, images["training"], container_s3 + "/minio/health/live") == 200
 
         # An endpoint serving the trained model.

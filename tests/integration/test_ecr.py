@@ -11,7 +11,6 @@ import argparse
 import base64
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import threading
@@ -26,6 +25,7 @@ import docker.errors
 import pytest
 from cheroot import wsgi
 
+from emulator.awsstate.journal import read_journal
 from emulator.ecr import IMAGES_PATH, SYNC_PATH, EcrMiddleware, EcrMirror, PushResult, push_image
 from emulator.images import ImageResolver, MissingImage, ecr_uri
 from emulator.registry import LocalRegistry
@@ -92,7 +92,8 @@ def untag_registry_images(client: docker.DockerClient, registry: LocalRegistry) 
 
 
 def test_push_then_ecr_answers_with_the_real_digest_and_size(pushed: PushResult, registry: LocalRegistry,
-                                                             mirror: EcrMirror, endpoint_url: str) -> None:
+                                                             mirror: EcrMirror, endpoint_url: str,
+                                                             emulator: Any) -> None:
     manifest = registry.manifest(pushed.repository, "v1")
     assert manifest is not None and manifest.digest == pushed.digest
     detail = mirror.register(pushed.repository, "v1", REGION)
@@ -113,11 +114,12 @@ def test_push_then_ecr_answers_with_the_real_digest_and_size(pushed: PushResult,
     assert got[0]["imageManifest"] == manifest.body.decode()
     assert got[0]["imageId"]["imageDigest"] == pushed.digest
 
-    # The state snapshot (pickle) keeps the real size across a restart of the emulator.
-    from moto.ecr.models import ecr_backends
-
-    stored = ecr_backends[ACCOUNT][REGION].repositories[pushed.repository].images[0]
-    assert pickle.loads(pickle.dumps(stored)).image_size_in_bytes == described[0]["imageSizeInBytes"]
+    # The AWS state journal keeps the mirrored image, real size included, for the next start.
+    _, entries = read_journal(emulator.aws_state.path)
+    recorded = [e["args"] for e in entries if e.get("name") == "ecr.record_image"
+                and e["args"]["repository"] == pushed.repository]
+    assert recorded and recorded[-1]["size"] == described[0]["imageSizeInBytes"]
+    assert recorded[-1]["digest"] == pushed.digest
 
     # Re-mirroring is idempotent, and a second tag of the same image joins the same digest.
     mirror.register(pushed.repository, "v1", REGION)

@@ -177,12 +177,17 @@ def test_nonexistent_role_and_role_without_sagemaker_trust(
 
 
 @pytest.fixture(scope="module")
-def strict_server(emulator_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A second emulator, same process (so the same moto state), with SMEMU_IAM_ENFORCE on."""
+def strict_server(emulator: Any, emulator_settings: Settings,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A second emulator, same process (so the same moto state) and the session's S3 store, strict IAM."""
     from emulator.server import EmulatorServer
 
     settings = emulator_settings.with_overrides(port=free_port(), home=tmp_path_factory.mktemp("strict-home"),
                                                 iam_enforce=True)
+    store = emulator.object_store.endpoint
+    if store is not None:  # share the session's objects: the store becomes "external" for this one
+        settings = settings.with_overrides(s3_endpoint=store.url, s3_access_key=store.access_key,
+                                           s3_secret_key=store.secret_key)
     server = EmulatorServer(settings).start()
     try:
         yield server
@@ -224,8 +229,6 @@ def test_strict_mode_refuses_a_channel_until_the_policy_is_attached(
 def test_boto3_in_a_training_container_uses_the_roles_credentials(
         emulator_settings: Settings, docker_client: Any, sagemaker_client: Any, logs_client: Any, s3_client: Any,
         bucket: str, endpoint_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    if emulator_settings.s3_endpoint:
-        pytest.skip("role credentials from moto's STS are not valid on an external S3 server")
     for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(variable, HOST_KEY if variable == "AWS_ACCESS_KEY_ID" else HOST_SECRET)
     role_name = unique_name("JobRole")

@@ -65,3 +65,11 @@ def test_the_edge_has_a_front_per_cpu_and_its_transport_limits_are_settings() ->
             tuned.keepalive_timeout_seconds) == (2.5, 4.0, 9.0)
     with pytest.raises(ValueError, match="SMEMU_EDGE_WORKERS"):
         load_settings({"SMEMU_EDGE_WORKERS": "-1"})
+
+
+def test_hold_seconds_may_be_off_but_not_negative() -> None:
+    assert load_settings({}).hold_seconds == Settings().hold_seconds > 0
+    assert load_settings({"SMEMU_HOLD_SECONDS": "0"}).hold_seconds == 0
+    assert load_settings({"SMEMU_HOLD_SECONDS": "2.5"}).hold_seconds == 2.5
+    with pytest.raises(ValueError, match="SMEMU_HOLD_SECONDS must be 0 or more"):
+        load_settings({"SMEMU_HOLD_SECONDS": "-1"})

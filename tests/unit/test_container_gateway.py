@@ -149,10 +149,14 @@ def test_issued_credentials_survive_a_restart_and_expire(tmp_path: Path, broker:
     assert status == 403 and json.loads(body)["__type"] == "ExpiredTokenException"
 
 
-def test_kubernetes_pods_are_admitted_by_their_pod_network_or_their_own_addresses() -> None:
+def test_kubernetes_pods_are_admitted_by_their_pod_network_or_their_own_addresses(monkeypatch: Any) -> None:
     from types import SimpleNamespace
 
+    from emulator.runtime import kubernetes_backend
     from emulator.runtime.kubernetes_backend import KubernetesBackend
+
+    # A frozen clock: the half-second cache must not expire between two calls on a loaded machine.
+    monkeypatch.setattr(kubernetes_backend.time, "monotonic", lambda: 1000.0)
 
     listed: list[str] = []
 

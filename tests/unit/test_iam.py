@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from emulator import iam
 from emulator.config import Settings
-from emulator.credentials import CredentialBroker, InvalidToken, container_environment, container_s3_endpoint
+from emulator.credentials import CredentialBroker, InvalidToken, container_environment
 from emulator.errors import ValidationException
 
 ACCOUNT = "123456789012"
@@ -228,9 +228,9 @@ def test_container_environment_has_no_host_credentials(tmp_path: Path, monkeypat
     assert "host" not in json.dumps(env).lower()
     bare = container_environment(None, settings, broker)
     assert "AWS_CONTAINER_CREDENTIALS_FULL_URI" not in bare and bare["AWS_ENDPOINT_URL"]
+    # With an external S3 too, containers reach S3 through the gateway (the edge signs for the store).
+    external = Settings(port=4570, home=tmp_path, s3_endpoint="http://127.0.0.1:9100")
+    assert container_environment("arn:aws:iam::123456789012:role/R", external, broker)["AWS_ENDPOINT_URL_S3"] \
+        == "http://169.254.170.2:4570"
 
 
-def test_container_s3_endpoint() -> None:
-    assert container_s3_endpoint(Settings()) is None
-    assert container_s3_endpoint(Settings(s3_endpoint="http://127.0.0.1:9100")) == "http://169.254.170.2:9100"
-    assert container_s3_endpoint(Settings(s3_endpoint="http://minio:9000")) == "http://minio:9000"
