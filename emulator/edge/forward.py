@@ -59,6 +59,8 @@ class ControlConnection(asyncio.Protocol):
         self.retried = False
         self._drained: asyncio.Future[None] | None = None
         self._write_paused = False
+        self._reading_paused = False
+        """Reading from the control process is paused until the client takes what was relayed."""
 
     def begin(self, request: Request, client: ClientConnection, reused: bool, retried: bool) -> None:
         """Relay the answer to ``request`` to ``client``."""
@@ -71,6 +73,7 @@ class ControlConnection(asyncio.Protocol):
         self.keep_alive = True
         self.framed = False
         self.headers_done = False
+        self._resume()  # the last answer may have ended while its client was slow to take it
         client.on_resume = self._client_resumed
         client.on_lost = self._client_lost
 
@@ -86,7 +89,8 @@ class ControlConnection(asyncio.Protocol):
         self.relayed += len(data)
         if client.transport is not None:
             client.transport.write(data)
-            if client.write_paused and self.transport is not None:
+            if client.write_paused and self.transport is not None and not self._reading_paused:
+                self._reading_paused = True
                 self.transport.pause_reading()
         try:
             self.parser.feed_data(data)
@@ -161,7 +165,11 @@ class ControlConnection(asyncio.Protocol):
         self.client = self.request = None
 
     def _client_resumed(self) -> None:
-        if self.transport is not None:
+        self._resume()
+
+    def _resume(self) -> None:
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
             self.transport.resume_reading()
 
     def _client_lost(self) -> None:

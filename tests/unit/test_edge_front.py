@@ -466,3 +466,24 @@ def test_reported_invocations_become_the_same_metrics_as_served_ones() -> None:
     assert pending[("us-east-1", "ep", "v", "Invocation4XXErrors", "None")] == [1.0, 1.0, 1.0, 1.0]
     assert ("us-east-1", "ep", "v", "Invocation5XXErrors", "None") not in pending
     publisher.stop()
+
+
+def test_a_relay_that_ended_while_its_client_was_slow_does_not_stall_the_next_one(harness: Harness) -> None:
+    from emulator.edge.forward import ControlConnection
+
+    upstream, transport = ControlConnection(harness.front.forwarder), FakeTransport()
+    upstream.connection_made(transport)  # type: ignore[arg-type]
+    request = harness.conn  # the client connection the answer is relayed to
+    first = _forwarded_request(harness)
+    upstream.begin(first, request, reused=False, retried=False)
+    request.write_paused = True  # the client has not taken what was written yet
+    upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+    assert transport.paused  # back-pressure: the control process waits for the client...
+    second = _forwarded_request(harness)
+    upstream.begin(second, request, reused=True, retried=False)
+    assert not transport.paused  # ...but the connection's next answer is read again
+
+
+def _forwarded_request(harness: Harness) -> Any:
+    harness.conn.data_received(b"GET /bucket/key HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    return harness.forwarded[-1][0]
