@@ -20,6 +20,8 @@ from botocore.config import Config
 
 from emulator.config import Settings, load_settings
 
+pytest.register_assert_rewrite("tests.integration.runtimes")  # a plugin that test modules also import from
+
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 

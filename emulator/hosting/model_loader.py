@@ -60,6 +60,9 @@ EventSink = Callable[[str, float], None]
 """``(metric name, microseconds)``: ModelDownloadingTime, ModelLoadingTime, ModelUnloadingTime."""
 PlacementSink = Callable[[str, str, bool], None]
 """``(TargetModel, model name, loaded)``: a cached model became loaded, or is about to be unloaded."""
+FolderSink = Callable[[str, "Path | None"], None]
+"""``(model name, its folder on this machine or None)``: the folder was extracted or removed, and the
+container must see it before it is told (``RuntimeBackend.copy_in``: a pod has its own copy)."""
 
 
 class LoadError(Exception):
@@ -128,6 +131,7 @@ class InstanceModels:
         on_event: EventSink | None = None,
         load_limit: float = LOAD_LIMIT,
         on_placement: PlacementSink | None = None,
+        on_folder: FolderSink | None = None,
     ) -> None:
         self.instance_id = instance_id
         self.pool = pool
@@ -142,6 +146,7 @@ class InstanceModels:
         self.on_placement = on_placement if plan.caching else None
         """Told when a model can be invoked without the platform (the data plane serves those)."""
         self.load_limit = load_limit
+        self.on_folder = on_folder
         self.location = S3Location.parse(plan.prefix)
         self.lock = threading.Lock()
 
@@ -264,7 +269,7 @@ class InstanceModels:
             error = LoadError(f"the emulator could not load the model: {type(exc).__name__}: {exc}")
         if error is not None and entry.on_disk and not entry.loaded:
             # Still marked loading, so no other caller starts a load into this folder meanwhile.
-            remove_tree(self.folder / entry.name)
+            self._remove_files(entry)
             entry.on_disk = False
         with self.lock:
             entry.busy, entry.waiter = None, None
@@ -306,6 +311,8 @@ class InstanceModels:
             except ModelDataError as exc:
                 remove_tree(home)
                 raise TargetUnusable(str(exc)) from exc
+        if self.on_folder is not None:
+            self.on_folder(entry.name, home)
         seconds = time.monotonic() - started
         with self.lock:
             self.cache.stats.downloads += 1
@@ -374,12 +381,21 @@ class InstanceModels:
                 log.warning("instance %s: unloading %s failed: %s", self.instance_id, entry.target, exc)
             self._event("ModelUnloadingTime", time.monotonic() - began)
         if remove_files:
-            remove_tree(self.folder / entry.name)
+            self._remove_files(entry)
         with self.lock:
             self.cache.unloaded(entry, files_removed=remove_files)
             waiter, entry.waiter = entry.waiter, None
         if waiter is not None:
             waiter.finish()
+
+    def _remove_files(self, entry: CachedModel) -> None:
+        """Delete a model's folder here and, where the container has a copy of its own, there."""
+        remove_tree(self.folder / entry.name)
+        if self.on_folder is not None:
+            try:
+                self.on_folder(entry.name, None)
+            except Exception as exc:  # the files are gone here; a stale copy there is never loaded again
+                log.warning("instance %s: removing the files of %s failed: %s", self.instance_id, entry.target, exc)
 
     def _event(self, name: str, seconds: float) -> None:
         if self.on_event is not None:

@@ -37,7 +37,7 @@ from emulator.hosting.model_loader import (
     TargetMissing,
     TargetUnusable,
 )
-from emulator.hosting.multi_model import CacheStats, target_problem
+from emulator.hosting.multi_model import MODELS_PATH, CacheStats, target_problem
 from emulator.hosting.multi_model_metrics import Gauge, MetricsPublisher
 from emulator.hosting.routing import EndpointRoute, InstanceRoute, RoutingTable, VariantRoute
 from emulator.hosting.runtime_errors import broken_error, model_error, timeout_error
@@ -60,8 +60,11 @@ class MultiModelRouter:
         max_bytes: int | None = None,
         memory_budget: bool = True,
         metrics: MetricsPublisher | None = None,
+        copy_in: Callable[[str, str, Path | None], None] | None = None,
     ) -> None:
         self.table = table
+        self.copy_in = copy_in
+        """``RuntimeBackend.copy_in``: models reach containers that have their own copy of the folder."""
         self.work_dir = work_dir
         self.s3_client = s3_client
         self.max_models = max_models
@@ -216,6 +219,13 @@ class MultiModelRouter:
             if self.placements is not None:
                 self.placements(Placement(container_id, target_model, model, loaded))
 
+        on_folder = None
+        if self.copy_in is not None:
+            copy_in = self.copy_in
+
+            def on_folder(model: str, source: Path | None) -> None:
+                copy_in(container_id, f"{MODELS_PATH}/{model}", source)
+
         models = InstanceModels(
             instance.instance_id,
             target.pool,
@@ -226,6 +236,7 @@ class MultiModelRouter:
             self._background,
             on_event,
             on_placement=on_placement,
+            on_folder=on_folder,
         )
         self._models[container_id] = (route.name.lower(), variant.name, region, models)
         return models

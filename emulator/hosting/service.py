@@ -128,6 +128,7 @@ class HostingService(ModelOperations):
             max_bytes=getattr(settings, "mme_cache_bytes", None),
             memory_budget=settings.resource_limits,
             metrics=self.metrics,
+            copy_in=lambda container_id, path, source: self.fleet.backend.copy_in(container_id, path, source),
         )
         self.invoker = Invoker(
             self.table, timeout=timeout, cold_start=self.serverless.cold_start, multi_model=self.multi_models.invoke,

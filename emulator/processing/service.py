@@ -20,6 +20,7 @@ from emulator.errors import ValidationException, job_name_in_use, resource_not_f
 from emulator.host_paths import check_file_uris
 from emulator.jobs import records as rec
 from emulator.jobs.attempt import SIGNAL_SHUTDOWN, SIGNAL_STOP
+from emulator.jobs.runtime_support import refuse_pipe_inputs
 from emulator.processing.inputs import WORK_FOLDER
 from emulator.processing.layout import KIND
 from emulator.processing.runner import SHUTDOWN_REASON, ProcessingEnv, ProcessingRunner
@@ -52,6 +53,9 @@ class ProcessingService:
         """Record the job and start it in the background; answers with its ARN at once."""
         validate_create_request(request)
         settings = self.platform.settings
+        refuse_pipe_inputs(settings.runtime, (
+            item["InputName"] for item in request.get("ProcessingInputs") or []
+            if (item.get("S3Input") or {}).get("S3InputMode", "File") == "Pipe"), "ProcessingInputs")
         check_file_uris(settings, ((f"ProcessingInput '{item['InputName']}' S3Uri",
                                     (item.get("S3Input") or {}).get("S3Uri", ""))
                                    for item in request.get("ProcessingInputs") or []))

@@ -463,6 +463,9 @@ class DockerBackend:
             extract_folder(chunks, PurePosixPath(path).name, dest)
         return True
 
+    def copy_in(self, container_id: str, path: str, source: Path | None) -> None:
+        """Nothing to do: a folder staged from this machine is bind-mounted, so changes show at once."""
+
     def _local_volume(self, container_id: str, path: str) -> str | None:
         """The folder on this machine holding the volume mounted at ``path``, when the engine is
         local (a Unix socket) and the folder is readable here; None otherwise."""

@@ -14,8 +14,9 @@ Where this differs from the Docker backend (docs/kubernetes.md):
 * ``published_port``: the pod's IP and the container port. The emulator must be able to route
   to pod IPs (the local cluster: its bridge is on this machine).
 * ``copy_out`` reads staged folders only (every folder the platform reads back is one).
-* A folder is copied into the pod once, at start: files the platform adds to a staged folder
-  later do not appear in the pod (Pipe-mode FIFOs, multi-model endpoints' on-demand models).
+* A folder is copied into the pod at start; what the platform changes in it later reaches the
+  pod only through ``copy_in`` (multi-model endpoints' models, as each is extracted or removed).
+  Pipe mode's FIFOs cannot be copied: Pipe-mode jobs are refused on this runtime.
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ class KubernetesBackend:
         self._helper_lock = threading.Lock()
         self._pod_addresses: dict[str, tuple[float, list[str]]] = {}
         """Home id -> (when looked up, its pods' addresses) for :meth:`container_subnets`."""
+        self._staged_folders: dict[str, list[str]] = {}
+        """Pod name -> its staged folders' paths (for :meth:`copy_in` and :meth:`copy_out`)."""
         self._pull_policies: dict[str, str] = {}
         """Image reference -> pull policy, for the references :meth:`ensure_image` returned."""
         log.info("Kubernetes backend: namespace %s, images %s", self.namespace, self.images.mode)
@@ -385,6 +388,8 @@ class KubernetesBackend:
         """Delete the pod at once (and its isolation policy); a missing one is fine."""
         from kubernetes.client import V1DeleteOptions
 
+        self._staged_folders.pop(container_id, None)
+
         for remove in (self.core.delete_namespaced_pod, self.networking.delete_namespaced_network_policy):
             try:
                 with _translated(f"removing pod {container_id}"):
@@ -479,14 +484,49 @@ class KubernetesBackend:
         result = session.finish()
         return result.exit_code == 0
 
+    def copy_in(self, container_id: str, path: str, source: Path | None) -> None:
+        """Replace ``path`` (in a staged folder of the pod) with a copy of ``source``; None removes it.
+
+        Through the collector, which has every staged folder mounted writable (``main`` may
+        have it read-only): ``rm -rf`` the old copy, then the tar through the exec API.
+        """
+        target = PurePosixPath(path)
+        if not any(PurePosixPath(f) in target.parents for f in self._folders(container_id)):
+            raise RuntimeError_(f"only paths in staged folders can be copied into a pod; {path} is not in one")
+        place = objects.helper_path(str(target))
+        if source is None:
+            with _translated(f"removing {path} in pod {container_id}"):
+                result = kube_exec.run(self.configuration, self.namespace, container_id, objects.COLLECTOR,
+                                       ["rm", "-rf", place])
+        else:
+            try:
+                archive, size = archive_of_folders([(source, place.lstrip("/"), False)])
+            except UnsupportedFile as exc:
+                raise RuntimeError_(f"cannot copy {source} into pod {container_id}: {exc}") from exc
+            with archive, _translated(f"copying {path} into pod {container_id}"):
+                result = kube_exec.run(self.configuration, self.namespace, container_id, objects.COLLECTOR,
+                                       ["sh", "-c", f'rm -rf "$1" && head -c {size} | tar -x -f - -C /',
+                                        "copy-in", place], stdin=archive, size=size)
+        if result.exit_code != 0:
+            raise RuntimeError_(f"copying {path} into pod {container_id} failed ({result.exit_code}): "
+                                f"{result.stderr}")
+
     def _folders(self, container_id: str) -> list[str]:
+        """The staged folders' paths in the pod's main container (a pod's spec never changes)."""
+        known = self._staged_folders.get(container_id)
+        if known is not None:
+            return known
         try:
             pod = self._read(container_id)
         except ContainerNotFound:
             return []
         for container in pod.spec.containers:
             if container.name == objects.MAIN:
-                return [mount.mount_path for mount in container.volume_mounts or [] if mount.name.startswith("f")]
+                found = [mount.mount_path for mount in container.volume_mounts or [] if mount.name.startswith("f")]
+                if len(self._staged_folders) > 4096:
+                    self._staged_folders.clear()
+                self._staged_folders[container_id] = found
+                return found
         return []
 
     def remove_labelled(self, labels: dict[str, str]) -> int:

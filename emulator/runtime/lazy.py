@@ -78,3 +78,6 @@ class LazyBackend:
 
     def gpu_devices(self) -> list[str] | None:
         return self._real().gpu_devices()
+
+    def copy_in(self, container_id: str, path: str, source: Path | None) -> None:
+        return self._real().copy_in(container_id, path, source)

@@ -173,3 +173,14 @@ class RuntimeBackend(Protocol):
         None: no GPU runtime; ``["all"]``: a GPU runtime whose devices cannot be counted from
         here; ``[]``: a GPU runtime and no GPU. ``emulator.gpus`` splits them between hosts.
         """
+
+    def copy_in(self, container_id: str, path: str, source: Path | None) -> None:
+        """Make ``path`` in a running container hold what ``source`` on this machine holds now.
+
+        For folders that change after the container started: ``path`` lies in a folder staged
+        from this machine (not ``private``) and ``source`` is the same place under that
+        folder's source, which the platform has just changed (a multi-model endpoint's model
+        extracted or removed). ``None``: the platform removed it; ``path`` goes too. Docker:
+        nothing to do, the folder is bind-mounted. A backend that copies folders into its
+        containers (Kubernetes) copies it again, before the platform tells the container.
+        """

@@ -32,6 +32,7 @@ from emulator.errors import (
 )
 from emulator.gpus import GpuPolicy
 from emulator.host_paths import check_file_uris
+from emulator.jobs.runtime_support import refuse_pipe_inputs
 from emulator.quotas import check_jobs_quota
 from emulator.runtime.naming import home_id
 from emulator.runtime.spec import RuntimeBackend, RuntimeError_
@@ -39,6 +40,7 @@ from emulator.training import lifecycle
 from emulator.training.artifacts import model_artifacts_uri
 from emulator.training.containers import KIND
 from emulator.training.knobs import parse_knobs
+from emulator.training.layout import channel_input_mode
 from emulator.training.runner import SHUTDOWN_REASON, RunnerEnv, TrainingRunner, check_gpus
 from emulator.training.staging import WORK_FOLDER
 from emulator.training.validation import validate_create_request
@@ -94,6 +96,10 @@ class TrainingService:
         calls this method directly); DescribeTrainingJob shows it as TuningJobArn.
         """
         validate_create_request(request)
+        algorithm = request.get("AlgorithmSpecification") or {}
+        refuse_pipe_inputs(self.platform.settings.runtime, (
+            c["ChannelName"] for c in request.get("InputDataConfig") or []
+            if channel_input_mode(c, algorithm) == "Pipe"), "Channels")
         self._check_host_folders(request)
         self.platform.check_role(request["RoleArn"], "CreateTrainingJob", ctx,
                                  ctx.arn("training-job", request["TrainingJobName"]))

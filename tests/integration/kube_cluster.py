@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from emulator.config import KubernetesSettings, Settings, load_settings
+from tests.conftest import free_port
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 TEST_IMAGE = os.environ.get("SMEMU_BASE_IMAGE", "smemu-base/python:3.11")
@@ -72,6 +73,20 @@ def kube_backend(kube_settings: Settings) -> Iterator[Any]:
             backend.core.delete_namespace(kube_settings.kubernetes.namespace)
         finally:
             backend.close()
+
+
+@pytest.fixture(scope="session")
+def kube_server(kube_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's emulator on the cluster, set up as the Docker session emulator is (tests/conftest.py)."""
+    from emulator.server import EmulatorServer
+
+    settings = kube_settings.with_overrides(port=free_port(), host="127.0.0.1", hold_seconds=0,
+                                            host_folders=(tmp_path_factory.getbasetemp().resolve(),))
+    server = EmulatorServer(settings).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

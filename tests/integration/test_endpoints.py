@@ -18,8 +18,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 import docker
+from tests.integration.runtimes import Runtime
 from tests.integration.sample_images import build_sample_image
 from tests.integration.test_endpoints_support import Endpoints, docker_client, model_archive, poll
+
+pytest_plugins = ["tests.integration.runtimes"]
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +55,16 @@ def _code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
     return exc.value.response["Error"]["Code"], exc.value.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
-def test_weighted_variants_errors_limits_and_logs(
-    endpoints: Endpoints, sagemaker_client: Any, runtime_client: Any, logs_client: Any
-) -> None:
+@pytest.fixture()
+def on_runtime(runtime: Runtime, serving_image: str) -> Iterator[Endpoints]:
+    """Like ``endpoints``, on the emulator of the test's runtime backend."""
+    with Endpoints(runtime.sagemaker, runtime.s3, runtime.bucket(), serving_image, None, runtime.role_arn,
+                   leftovers=runtime.leftovers) as made:
+        yield made
+
+
+def test_weighted_variants_errors_limits_and_logs(runtime: Runtime, on_runtime: Endpoints) -> None:
+    endpoints, sagemaker_client, runtime_client, logs_client = on_runtime, runtime.sagemaker, runtime.invoker, runtime.logs
     alpha, beta = endpoints.model("alpha"), endpoints.model("beta")
     config = endpoints.config(("alpha", alpha, 4.0, 1), ("beta", beta, 1.0, 1))
     name = endpoints.endpoint(config)

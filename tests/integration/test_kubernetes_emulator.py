@@ -1,14 +1,14 @@
 """The emulator with SMEMU_RUNTIME=kubernetes, on the project's local cluster: the same boto3 calls.
 
-A training job: two hosts that reach each other by name, ShardedByS3Key data, the model tar
-in S3, logs in CloudWatch, and no pod left afterwards. An endpoint of two instances: each
-instance a pod, invocations answered through the emulator, no pod left once it is deleted.
+An endpoint of two instances: each instance a pod, invocations answered through the emulator,
+no pod left once it is deleted; an emulator restarted adopts its endpoint's pod. The training,
+hosting and multi-model scenarios themselves run on both backends (tests/integration/runtimes.py:
+test_training_jobs, test_training_multihost, test_endpoints, test_multi_model_endpoints).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,63 +17,15 @@ from emulator.config import Settings
 from tests.conftest import create_sagemaker_role, free_port, make_client, unique_name
 from tests.integration.sample_images import build_sample_image, wait_until
 from tests.integration.test_endpoints_support import model_archive
-from tests.integration.test_training_helpers import (
-    job_request,
-    log_messages,
-    s3_channel,
-    tar_members,
-    wait_terminal,
-)
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.timeout(2400)]  # the first may build the cluster
 pytest_plugins = ["tests.integration.kube_cluster"]
 
 
 @pytest.fixture(scope="module")
-def kube_emulator(kube_settings: Settings) -> Iterator[str]:
-    """An emulator of its own whose containers run on the cluster; its edge URL."""
-    from emulator.server import EmulatorServer
-
-    server = EmulatorServer(kube_settings.with_overrides(port=free_port(), host="127.0.0.1"))
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.stop()
-
-
-def test_two_hosts_train_on_the_cluster_with_sharded_data(kube_emulator: str, kube_backend: Any) -> None:
-    sagemaker, s3, logs = (make_client(s, kube_emulator) for s in ("sagemaker", "s3", "logs"))
-    role = create_sagemaker_role(kube_emulator)
-    bucket = unique_name("bucket")
-    s3.create_bucket(Bucket=bucket)
-    for number in range(5):
-        s3.put_object(Bucket=bucket, Key=f"shards/part-{number}.txt", Body=f"part {number}\n".encode())
-    name = unique_name("kube-2hosts")
-    sagemaker.create_training_job(**job_request(
-        name, build_sample_image("training"), role, bucket,
-        HyperParameters={"peer_check": "1", "peer_timeout_seconds": "60"},
-        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 1},
-        StoppingCondition={"MaxRuntimeInSeconds": 300},
-        InputDataConfig=[s3_channel("train", f"s3://{bucket}/shards/",
-                                    source={"S3DataDistributionType": "ShardedByS3Key"})]))
-    job = wait_terminal(sagemaker, name, timeout=300)
-    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
-    assert job["ModelArtifacts"]["S3ModelArtifacts"] == f"s3://{bucket}/output/{name}/output/model.tar.gz"
-
-    members = tar_members(s3, bucket, f"output/{name}/output/model.tar.gz")
-    reports = {k.split("/")[1][: -len(".json")]: json.loads(v) for k, v in members.items() if k.startswith("hosts/")}
-    assert sorted(reports) == ["algo-1", "algo-2"]
-    for host, report in reports.items():
-        assert report["hostname"] == host
-        assert report["resource_config"]["hosts"] == ["algo-1", "algo-2"]
-        assert report["peer_check"]["ok"], report["peer_check"]
-    assert reports["algo-1"]["peer_check"]["answered"] == {"algo-2": "algo-2"}
-    shards = {h: sorted(f["path"] for f in r["channels"]["train"]["files"]) for h, r in reports.items()}
-    assert shards == {"algo-1": ["part-0.txt", "part-2.txt", "part-4.txt"], "algo-2": ["part-1.txt", "part-3.txt"]}
-
-    assert sorted(s.split("/")[1].rsplit("-", 1)[0] for s in log_messages(logs, name)) == ["algo-1", "algo-2"]
-    assert kube_backend.find({"smemu.name": name}) == []  # every pod removed
+def kube_emulator(kube_server: Any) -> str:
+    """The session's emulator on the cluster; its edge URL."""
+    return f"http://127.0.0.1:{kube_server.port}"
 
 
 def _endpoint(url: str, count: int) -> str:

@@ -7,7 +7,8 @@ once, and reuses one endpoint per test for many assertions. The container report
 invocation, which model answered, its files, how often it was loaded and invoked, and the
 headers it received; the emulator's view (``GET /_smemu/endpoints/<name>/models``) reports
 what the platform loaded, evicted and reloaded. Every endpoint is deleted and the engine
-checked for leftover containers.
+checked for leftover containers. The first scenario runs on both runtime backends: on the
+cluster, each model's files reach the pod as they are extracted and leave it as they are removed.
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ from emulator.config import Settings, load_settings
 from emulator.hosting.multi_model import model_name
 from emulator.server import EmulatorServer
 from tests.conftest import create_sagemaker_role, free_port, make_client, unique_name
-from tests.integration.sample_images import build_sample_image, request
+from tests.integration.runtimes import RUNTIMES, Runtime
+from tests.integration.sample_images import build_sample_image
 from tests.integration.test_endpoints_support import (
     TUNED_DEADLINES,
     Endpoints,
-    containers_of,
     docker_client,
     poll,
 )
+
+pytest_plugins = ["tests.integration.kube_cluster"]
 
 MODELS = 50
 BUDGET = 10
@@ -67,8 +70,8 @@ def target(i: int) -> str:
 class Emulator:
     """An emulator of this module's own (cache budget 10, short deadlines), with clients."""
 
-    def __init__(self, home: Path) -> None:
-        base = load_settings({k: v for k, v in os.environ.items() if k in _S3_VARIABLES})
+    def __init__(self, home: Path, base: Settings | None = None) -> None:
+        base = base or load_settings({k: v for k, v in os.environ.items() if k in _S3_VARIABLES})
         self.settings: Settings = dataclasses.replace(
             base, home=home, port=free_port(), host="127.0.0.1", mme_cache_models=BUDGET, **TUNED_DEADLINES
         )
@@ -123,9 +126,37 @@ def emulator(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClie
         made.server.stop()
 
 
+@dataclasses.dataclass
+class OnRuntime:
+    """This module's emulator on one runtime backend, and where its models are."""
+
+    runtime: Runtime
+    emulator: Emulator
+    prefix: str
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def on_runtime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnRuntime]:
+    """This module's emulator on each runtime backend: Docker's is ``emulator``; the cluster's is made here."""
+    if request.param == "docker":
+        made = request.getfixturevalue("emulator")
+        yield OnRuntime(Runtime("docker", made.settings, made.server), made, request.getfixturevalue("prefix"))
+        return
+    made = Emulator(tmp_path_factory.mktemp("mme-kube-home"), base=request.getfixturevalue("kube_settings"))
+    try:
+        yield OnRuntime(Runtime("kubernetes", made.settings, made.server), made, upload_models(made))
+    finally:
+        made.server.stop()
+
+
 @pytest.fixture(scope="module")
 def prefix(emulator: Emulator) -> str:
     """50 models m00..m49 (each with a file named after it) and a few special ones, uploaded once."""
+    return upload_models(emulator)
+
+
+def upload_models(emulator: Emulator) -> str:
+    """Upload the models of ``prefix`` to an emulator; their prefix."""
     bucket = unique_name("mme")
     emulator.s3.create_bucket(Bucket=bucket)
     for i in range(MODELS):
@@ -154,24 +185,30 @@ def _error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int, str]:
     return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Message"]
 
 
-def _models_in_container(engine: docker.DockerClient, endpoint: str) -> set[str]:
-    container = containers_of(engine, endpoint)[0]
-    port = int(container.ports["8080/tcp"][0]["HostPort"])
-    status, _headers, body = request(port, "GET", "/models")
-    assert status == 200
-    return {m["modelName"] for m in json.loads(body)["models"]}
+def _models_in_container(runtime: Runtime, endpoint: str) -> set[str]:
+    (container,) = runtime.containers(endpoint)
+    address = runtime.backend.published_port(container.id, 8080)
+    with urllib.request.urlopen(f"http://{address[0]}:{address[1]}/models", timeout=10) as answer:
+        assert answer.status == 200
+        return {m["modelName"] for m in json.loads(answer.read())["models"]}
 
 
-def _folders_in_container(engine: docker.DockerClient, endpoint: str) -> set[str]:
-    container = containers_of(engine, endpoint)[0]
-    result = container.exec_run(["ls", "/opt/ml/models"])
-    assert result.exit_code == 0, result.output
-    return set(result.output.decode().split())
+def _folders_in_container(runtime: Runtime, endpoint: str) -> set[str]:
+    (container,) = runtime.containers(endpoint)
+    return runtime.listing(container.id, "/opt/ml/models")
 
 
-def test_fifty_models_through_a_budget_of_ten(
-    emulator: Emulator, endpoints: Endpoints, prefix: str, engine: docker.DockerClient, capsys: Any
-) -> None:
+@pytest.fixture()
+def runtime_endpoints(on_runtime: OnRuntime, mme_image: str) -> Iterator[Endpoints]:
+    """``endpoints`` on the emulator of ``on_runtime``."""
+    emulator = on_runtime.emulator
+    with Endpoints(emulator.sagemaker, emulator.s3, on_runtime.prefix.split("/")[2], mme_image, None,
+                   emulator.role_arn, leftovers=on_runtime.runtime.leftovers) as made:
+        yield made
+
+
+def test_fifty_models_through_a_budget_of_ten(on_runtime: OnRuntime, runtime_endpoints: Endpoints, capsys: Any) -> None:
+    emulator, endpoints, engine, prefix = on_runtime.emulator, runtime_endpoints, on_runtime.runtime, on_runtime.prefix
     model = endpoints.model(Mode="MultiModel", ModelDataUrl=prefix)
     name = endpoints.endpoint(endpoints.config(("AllTraffic", model, 1.0, 1)))
     runtime = emulator.runtime

@@ -1,7 +1,8 @@
 """Training jobs end to end through boto3: File mode, artifacts, metrics, logs, list, stop.
 
-Each test drives the emulator only through its AWS API (plus Docker, to check that nothing
-is left behind) with the reference trainer from sample_containers/training.
+Each test drives the emulator only through its AWS API (plus Docker or the cluster, to check that
+nothing is left behind) with the reference trainer from sample_containers/training. The tests
+that take ``runtime`` run on both backends (tests/integration/runtimes.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import unique_name
+from tests.integration.runtimes import Runtime
 from tests.integration.test_training_helpers import (
     job_request,
-    leftovers,
     log_messages,
     model_report,
     s3_channel,
@@ -27,13 +28,14 @@ from tests.integration.test_training_helpers import (
 )
 
 pytestmark = pytest.mark.docker
-pytest_plugins = ["tests.integration.test_training_helpers"]
+pytest_plugins = ["tests.integration.test_training_helpers", "tests.integration.runtimes"]
 
 TRAIN_FILES = {"part-0.csv": b"1,2\n3,4\n", "part-1.csv": b"5,6\n", "nested/part-2.csv": b"7,8\n9,10\n11,12\n"}
 
 
-def test_single_host_job_with_two_channels(sagemaker_client: Any, s3_client: Any, logs_client: Any, bucket: str,
-                                          role_arn: str, training_image: str, docker_client: Any) -> None:
+def test_single_host_job_with_two_channels(runtime: Runtime, training_image: str) -> None:
+    sagemaker_client, s3_client, logs_client = runtime.sagemaker, runtime.s3, runtime.logs
+    bucket, role_arn = runtime.bucket(), runtime.role_arn
     for key, body in TRAIN_FILES.items():
         s3_client.put_object(Bucket=bucket, Key=f"data/train/{key}", Body=body)
     s3_client.put_object(Bucket=bucket, Key="data/validation/v.csv", Body=b"v\n")
@@ -98,12 +100,12 @@ def test_single_host_job_with_two_channels(sagemaker_client: Any, s3_client: Any
     assert stream.startswith(f"{name}/algo-1-") and stream.rsplit("-", 1)[1].isdigit()
     assert "training complete" in messages and "sample trainer: this line goes to stderr" in messages
     assert sagemaker_client.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
-    assert leftovers(docker_client, name) == []
+    assert runtime.leftovers(name) == []
 
 
-def test_stop_training_job_uploads_the_partial_model(sagemaker_client: Any, s3_client: Any, logs_client: Any,
-                                                     bucket: str, role_arn: str, training_image: str,
-                                                     docker_client: Any) -> None:
+def test_stop_training_job_uploads_the_partial_model(runtime: Runtime, training_image: str) -> None:
+    sagemaker_client, s3_client, logs_client = runtime.sagemaker, runtime.s3, runtime.logs
+    bucket, role_arn = runtime.bucket(), runtime.role_arn
     name = unique_name("train-stop")
     sagemaker_client.create_training_job(**job_request(
         name, training_image, role_arn, bucket, HyperParameters={"sleep_seconds": "120"}))
@@ -121,7 +123,7 @@ def test_stop_training_job_uploads_the_partial_model(sagemaker_client: Any, s3_c
         sagemaker_client.stop_training_job(TrainingJobName=name)
     assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert "is in status Stopped" in raised.value.response["Error"]["Message"]
-    assert leftovers(docker_client, name) == []
+    assert runtime.leftovers(name) == []
 
 
 def test_max_runtime_stops_the_job(sagemaker_client: Any, s3_client: Any, bucket: str, role_arn: str,

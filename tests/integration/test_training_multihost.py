@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from emulator.runtime.gateway_network import GATEWAY_ADDRESS
-
 from tests.conftest import unique_name
+from tests.integration.runtimes import Runtime
 from tests.integration.test_training_helpers import (
     job_request,
     leftovers,
@@ -25,15 +25,15 @@ from tests.integration.test_training_helpers import (
 )
 
 pytestmark = pytest.mark.docker
-pytest_plugins = ["tests.integration.test_training_helpers"]
+pytest_plugins = ["tests.integration.test_training_helpers", "tests.integration.runtimes"]
 
 
 @pytest.fixture(scope="module")
-def host_addresses(emulator_settings: Any) -> Iterator[list[str]]:
-    """``address:port`` of a listener on every IPv4 address of this machine, plus the container gateway.
+def host_addresses() -> Iterator[list[str]]:
+    """``address:port`` of a listener on every IPv4 address of this machine and the container gateway.
 
     What a job's container might reach of the host: its services (the listener stands in for
-    them) and the emulator itself.
+    them); tests add the emulator's own port at the gateway.
     """
     listener = socket.create_server(("0.0.0.0", 0))
     listener.settimeout(0.5)
@@ -55,8 +55,7 @@ def host_addresses(emulator_settings: Any) -> Iterator[list[str]]:
                                                                          found, re.MULTILINE)
                         if not address.startswith("127.") and not interface.startswith(("br-", "veth"))})
     try:
-        yield ([f"{a}:{port}" for a in addresses]
-               + [f"{GATEWAY_ADDRESS}:{port}", f"{GATEWAY_ADDRESS}:{emulator_settings.port}"])
+        yield [f"{a}:{port}" for a in addresses] + [f"{GATEWAY_ADDRESS}:{port}"]
     finally:
         stop.set()
         thread.join(5)
@@ -68,10 +67,11 @@ def _host_reports(s3_client: Any, bucket: str, name: str) -> dict[str, dict[str,
     return {k.split("/")[1][: -len(".json")]: json.loads(v) for k, v in members.items() if k.startswith("hosts/")}
 
 
-def test_two_hosts_talk_to_each_other_and_get_their_shards(sagemaker_client: Any, s3_client: Any,
-                                                           logs_client: Any, bucket: str, role_arn: str,
-                                                           training_image: str, docker_client: Any,
+def test_two_hosts_talk_to_each_other_and_get_their_shards(runtime: Runtime, training_image: str,
                                                            host_addresses: list[str]) -> None:
+    sagemaker_client, s3_client, logs_client = runtime.sagemaker, runtime.s3, runtime.logs
+    bucket, role_arn = runtime.bucket(), runtime.role_arn
+    reachable = [*host_addresses, f"{GATEWAY_ADDRESS}:{runtime.server.port}"]
     keys = [f"shards/part-{i}.txt" for i in range(5)]
     for key in keys:
         s3_client.put_object(Bucket=bucket, Key=key, Body=f"{key}\n".encode())
@@ -79,7 +79,7 @@ def test_two_hosts_talk_to_each_other_and_get_their_shards(sagemaker_client: Any
     name = unique_name("train-2hosts")
     sagemaker_client.create_training_job(**job_request(
         name, training_image, role_arn, bucket,
-        HyperParameters={"peer_check": "1", "peer_timeout_seconds": "30", "reach_check": ",".join(host_addresses)},
+        HyperParameters={"peer_check": "1", "peer_timeout_seconds": "30", "reach_check": ",".join(reachable)},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 1},
         InputDataConfig=[
             s3_channel("train", f"s3://{bucket}/shards/", source={"S3DataDistributionType": "ShardedByS3Key"}),
@@ -105,22 +105,23 @@ def test_two_hosts_talk_to_each_other_and_get_their_shards(sagemaker_client: Any
 
     streams = log_messages(logs_client, name)
     assert sorted(s.split("/")[1].rsplit("-", 1)[0] for s in streams) == ["algo-1", "algo-2"]
-    assert leftovers(docker_client, name) == []
+    assert runtime.leftovers(name) == []
 
 
 def test_heterogeneous_cluster_and_isolated_peers(sagemaker_client: Any, s3_client: Any, bucket: str,
                                                   role_arn: str, training_image: str, docker_client: Any,
-                                                  host_addresses: list[str]) -> None:
+                                                  host_addresses: list[str], emulator_settings: Any) -> None:
     """InstanceGroups number hosts across groups; a channel can go to some groups only.
 
     With EnableNetworkIsolation the hosts still reach each other (an internal network), and
     nothing else: not this machine at any of its addresses, not the container gateway.
     """
     s3_client.put_object(Bucket=bucket, Key="workers/data.txt", Body=b"w\n")
+    reachable = [*host_addresses, f"{GATEWAY_ADDRESS}:{emulator_settings.port}"]
     name = unique_name("train-hetero")
     sagemaker_client.create_training_job(**job_request(
         name, training_image, role_arn, bucket, EnableNetworkIsolation=True,
-        HyperParameters={"peer_check": "1", "peer_timeout_seconds": "30", "reach_check": ",".join(host_addresses)},
+        HyperParameters={"peer_check": "1", "peer_timeout_seconds": "30", "reach_check": ",".join(reachable)},
         ResourceConfig={"VolumeSizeInGB": 1, "InstanceGroups": [
             {"InstanceGroupName": "controller", "InstanceType": "ml.m5.large", "InstanceCount": 1},
             {"InstanceGroupName": "workers", "InstanceType": "ml.c5.xlarge", "InstanceCount": 1}]},
@@ -140,6 +141,6 @@ def test_heterogeneous_cluster_and_isolated_peers(sagemaker_client: Any, s3_clie
     assert worker["channels"]["work"]["file_count"] == 1
     assert controller["peer_check"]["ok"] and worker["peer_check"]["ok"]
     for report in (controller, worker):
-        assert set(report["reach_check"]) == set(host_addresses)
+        assert set(report["reach_check"]) == set(reachable)
         assert not [a for a, v in report["reach_check"].items() if v == "open"], report["reach_check"]
     assert leftovers(docker_client, name) == []

@@ -129,6 +129,8 @@ class FakeBackend:
         self.started: list[ContainerSpec] = []
         self.refuse_starts = False
         """Set: start() fails as an engine that cannot create containers does."""
+        self.copied_in: list[tuple[str, str, Path | None]] = []
+        """``copy_in`` calls: (container id, path, source or None)."""
 
     def ensure_image(self, image: str) -> str:
         if image.startswith("missing"):
@@ -203,6 +205,10 @@ class FakeBackend:
     def is_running(self, container_id: str) -> bool:
         container = self.containers.get(container_id)
         return container is not None and container.running
+
+    def copy_in(self, container_id: str, path: str, source: Path | None) -> None:
+        """Record the copy (the fake containers read this machine's folders, as bind mounts do)."""
+        self.copied_in.append((container_id, path, source))
 
     def running_for(self, endpoint: str) -> list[FakeContainer]:
         """The fake containers of an endpoint that still run."""

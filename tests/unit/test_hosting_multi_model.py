@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 import threading
 import time
@@ -319,20 +320,33 @@ def s3() -> FakeS3:
 class Instance:
     """A fake MME container and the InstanceModels that drives it."""
 
-    def __init__(self, root: Path, s3: FakeS3, budget: Budget, caching: bool = True, max_models: int = 0) -> None:
+    def __init__(
+        self, root: Path, s3: FakeS3, budget: Budget, caching: bool = True, max_models: int = 0, own_copy: bool = False
+    ) -> None:
+        """``own_copy``: the container reads a copy of the models folder of its own (a pod), kept in
+        step through ``on_folder`` as RuntimeBackend.copy_in does; otherwise the folder itself."""
         root.mkdir(parents=True, exist_ok=True)
-        self.fake = FakeMme(root, max_models=max_models)
+        here = root / "here" if own_copy else root
+        self.fake = FakeMme(root / "pod" if own_copy else root, max_models=max_models)
+        self.copies: list[tuple[str, bool]] = []
         self.server = self.fake.start()
         self.pool = ConnectionPool("127.0.0.1", int(self.server.server_address[1]))
         self.models = InstanceModels(
             "i-test",
             self.pool,
-            root,
+            here,
             MultiModelPlan(prefix=PREFIX, caching=caching),
             budget,
             lambda: s3,
             lambda work: threading.Thread(target=work, daemon=True).start(),
+            on_folder=self._copy if own_copy else None,
         )
+
+    def _copy(self, name: str, source: Path | None) -> None:
+        self.copies.append((name, source is not None))
+        shutil.rmtree(self.fake.root / name, ignore_errors=True)
+        if source is not None:
+            shutil.copytree(source, self.fake.root / name)
 
     def call(self, target: str, wait: float = 5.0) -> dict[str, Any]:
         entry, _hit = self.models.acquire(target, wait)
@@ -394,6 +408,17 @@ def test_budget_evicts_least_recently_used_and_reloads(instances: Any) -> None:
         model_name(t) for t in ("m2.tar.gz", "m1.tar.gz")
     )
     assert (instance.models.stats.evictions, instance.models.stats.removals) == (2, 2)
+
+
+def test_a_container_with_its_own_copy_gets_each_model_before_its_load_and_loses_it_on_removal(
+    instances: Any,
+) -> None:
+    instance = instances(Budget(max_models=1), own_copy=True)
+    assert instance.call("m0.tar.gz")["files"] == ["m0.tar.gz.txt", "model.json"]  # read from the copy
+    assert instance.call("m1.tar.gz")["files"] == ["m1.tar.gz.txt", "model.json"]  # m0 evicted
+    first, second = model_name("m0.tar.gz"), model_name("m1.tar.gz")
+    assert instance.copies == [(first, True), (first, False), (second, True)]
+    assert sorted(p.name for p in instance.fake.root.iterdir()) == [second]
 
 
 def test_simultaneous_first_calls_load_once_and_other_models_are_not_blocked(instances: Any) -> None:

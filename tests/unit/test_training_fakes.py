@@ -199,6 +199,17 @@ class FakeTrainingBackend:
     def gpus_available(self) -> bool:
         return False
 
+    def copy_in(self, container_id: str, path: str, source: Path | None) -> None:
+        """Put ``source``'s files (or nothing) at ``path`` in the fake container's files."""
+        container = self._get(container_id)
+        for folder in [f for f in container.files if f == path or f.startswith(path + "/")]:
+            container.files.pop(folder)
+        if source is not None:
+            for file in (p for p in sorted(source.rglob("*")) if p.is_file()):
+                relative = file.relative_to(source)
+                folder = "/".join([path, *relative.parent.parts]) if relative.parent.parts else path
+                container.files.setdefault(folder, {})[file.name] = file.read_bytes()
+
 
 class FakeS3:
     """The few S3 calls the training code makes, over a dict."""

@@ -231,3 +231,24 @@ def test_platform_hooks_for_images_and_container_environment(harness: Harness) -
     (spec,) = harness.backend.started
     assert resolved == ["img:1"] and spec.image == "resolved:1"
     assert spec.environment["ROLE_SEEN"] == "arn:aws:iam::123456789012:role/R" and spec.environment["MINE"] == "x"
+
+
+def test_pipe_mode_is_refused_at_creation_where_the_runtime_cannot_feed_fifos(tmp_path: Path) -> None:
+    import dataclasses
+
+    h = Harness(tmp_path)
+    h.platform.settings = dataclasses.replace(h.platform.settings, runtime="kubernetes")
+    try:
+        channel = {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                                         "S3Uri": "s3://bkt/in/"}}}
+        with pytest.raises(ValidationException, match=r"Channels train use Pipe input mode.*SMEMU_RUNTIME=kubernetes"):
+            h.create("piped", AlgorithmSpecification={"TrainingImage": "img:1", "TrainingInputMode": "Pipe"},
+                     InputDataConfig=[channel])
+        with pytest.raises(ValidationException, match="Channels train use Pipe"):  # the channel's own mode
+            h.create("piped", InputDataConfig=[{**channel, "InputMode": "Pipe"}])
+        with pytest.raises(ValidationException, match="Requested resource not found"):
+            h.describe("piped")  # nothing recorded
+        h.create("filed", InputDataConfig=[channel])  # File mode runs on that runtime
+        assert h.describe("filed")["TrainingJobName"] == "filed"
+    finally:
+        h.service.stop()
