@@ -2,7 +2,9 @@
 
 Each test reuses one endpoint for several assertions where that is natural, to keep the
 number of containers (and the run time on two cores) low. Every endpoint is deleted at the
-end and the engine is checked for leftovers by label.
+end and the engine is checked for leftovers by label. The tests that take ``runtime`` run on
+both backends (tests/integration/runtimes.py): weighted variants, a serial pipeline, direct
+invocation and data capture, and an update under load.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def on_runtime(runtime: Runtime, serving_image: str) -> Iterator[Endpoints]:
 
 
 def test_weighted_variants_errors_limits_and_logs(runtime: Runtime, on_runtime: Endpoints) -> None:
-    endpoints, sagemaker_client, runtime_client, logs_client = on_runtime, runtime.sagemaker, runtime.invoker, runtime.logs
+    endpoints, sagemaker_client, runtime_client = on_runtime, runtime.sagemaker, runtime.invoker
+    logs_client = runtime.logs
     alpha, beta = endpoints.model("alpha"), endpoints.model("beta")
     config = endpoints.config(("alpha", alpha, 4.0, 1), ("beta", beta, 1.0, 1))
     name = endpoints.endpoint(config)
@@ -157,9 +160,9 @@ def test_weighted_variants_errors_limits_and_logs(runtime: Runtime, on_runtime: 
     assert "Could not find endpoint configuration" in str(gone.value)
 
 
-def test_serial_pipeline_direct_invocation_and_data_capture(
-    endpoints: Endpoints, sagemaker_client: Any, runtime_client: Any, s3_client: Any, bucket: str
-) -> None:
+def test_serial_pipeline_direct_invocation_and_data_capture(runtime: Runtime, on_runtime: Endpoints) -> None:
+    endpoints, sagemaker_client, runtime_client, s3_client = on_runtime, runtime.sagemaker, runtime.invoker, runtime.s3
+    bucket = on_runtime.bucket
     pipeline = "pipeline-" + endpoints.model()[-10:]
     sagemaker_client.create_model(
         ModelName=pipeline,
@@ -232,9 +235,8 @@ def test_serial_pipeline_direct_invocation_and_data_capture(
     assert record["eventMetadata"]["inferenceId"] == "pipe-1"
 
 
-def test_update_endpoint_under_steady_load_drops_nothing(
-    endpoints: Endpoints, sagemaker_client: Any, runtime_client: Any
-) -> None:
+def test_update_endpoint_under_steady_load_drops_nothing(runtime: Runtime, on_runtime: Endpoints) -> None:
+    endpoints, sagemaker_client, runtime_client = on_runtime, runtime.sagemaker, runtime.invoker
     old_config = endpoints.config(("AllTraffic", endpoints.model("v1"), 1.0, 1))
     new_config = endpoints.config(("AllTraffic", endpoints.model("v2"), 1.0, 1))
     name = endpoints.endpoint(old_config)
@@ -270,9 +272,7 @@ def test_update_endpoint_under_steady_load_drops_nothing(
     described = sagemaker_client.describe_endpoint(EndpointName=name)
     assert described["EndpointConfigName"] == new_config and "FailureReason" not in described
     poll(
-        lambda: len(endpoints.engine.containers.list(filters={"label": f"smemu.name={name}"})) == 1,
-        60,
-        what="the old fleet to be removed",
+        lambda: len([c for c in runtime.containers(name) if c.running]) == 1, 60, what="the old fleet to be removed"
     )
 
 

@@ -87,3 +87,38 @@ def test_a_restarted_emulator_adopts_its_endpoints_pods(kube_settings: Settings,
         wait_until(lambda: kube_backend.find({"smemu.name": name}) == [], 60, "every pod of the endpoint removed")
     finally:
         server.stop()
+
+
+def test_pipe_mode_is_refused_at_creation_naming_the_runtime(kube_emulator: str) -> None:
+    from botocore.exceptions import ClientError
+
+    sagemaker = make_client("sagemaker", kube_emulator)
+    role = create_sagemaker_role(kube_emulator)
+    name = unique_name("kube-pipe")
+    with pytest.raises(ClientError) as training:
+        sagemaker.create_training_job(
+            TrainingJobName=name, RoleArn=role,
+            AlgorithmSpecification={"TrainingImage": build_sample_image("training"), "TrainingInputMode": "Pipe"},
+            InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": "s3://bucket/data/"}}}],
+            OutputDataConfig={"S3OutputPath": "s3://bucket/output"},
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            StoppingCondition={"MaxRuntimeInSeconds": 60})
+    error = training.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert "Channels train use Pipe input mode" in error["Message"] and "SMEMU_RUNTIME=kubernetes" in error["Message"]
+    with pytest.raises(ClientError) as missing:
+        sagemaker.describe_training_job(TrainingJobName=name)  # nothing was recorded or started
+    assert missing.value.response["Error"]["Code"] == "ValidationException"
+
+    with pytest.raises(ClientError) as processing:
+        sagemaker.create_processing_job(
+            ProcessingJobName=unique_name("kube-pipe"), RoleArn=role,
+            AppSpecification={"ImageUri": build_sample_image("training")},
+            ProcessingInputs=[{"InputName": "data", "S3Input": {
+                "S3Uri": "s3://bucket/data/", "LocalPath": "/opt/ml/processing/input", "S3DataType": "S3Prefix",
+                "S3InputMode": "Pipe"}}],
+            ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                                   "VolumeSizeInGB": 1}})
+    error = processing.value.response["Error"]
+    assert error["Code"] == "ValidationException" and "ProcessingInputs data use Pipe input mode" in error["Message"]

@@ -7,8 +7,8 @@ once, and reuses one endpoint per test for many assertions. The container report
 invocation, which model answered, its files, how often it was loaded and invoked, and the
 headers it received; the emulator's view (``GET /_smemu/endpoints/<name>/models``) reports
 what the platform loaded, evicted and reloaded. Every endpoint is deleted and the engine
-checked for leftover containers. The first scenario runs on both runtime backends: on the
-cluster, each model's files reach the pod as they are extracted and leave it as they are removed.
+checked for leftover containers. Both scenarios run on both runtime backends: on the cluster,
+each model's files reach the pod as they are extracted and leave it as they are removed.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClie
 
 @dataclasses.dataclass
 class OnRuntime:
-    """This module's emulator on one runtime backend, and where its models are."""
+    """This module's emulator on one runtime backend, and the prefix of the models uploaded to it once."""
 
     runtime: Runtime
     emulator: Emulator
@@ -140,7 +140,7 @@ def on_runtime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     """This module's emulator on each runtime backend: Docker's is ``emulator``; the cluster's is made here."""
     if request.param == "docker":
         made = request.getfixturevalue("emulator")
-        yield OnRuntime(Runtime("docker", made.settings, made.server), made, request.getfixturevalue("prefix"))
+        yield OnRuntime(Runtime("docker", made.settings, made.server), made, upload_models(made))
         return
     made = Emulator(tmp_path_factory.mktemp("mme-kube-home"), base=request.getfixturevalue("kube_settings"))
     try:
@@ -149,14 +149,8 @@ def on_runtime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         made.server.stop()
 
 
-@pytest.fixture(scope="module")
-def prefix(emulator: Emulator) -> str:
-    """50 models m00..m49 (each with a file named after it) and a few special ones, uploaded once."""
-    return upload_models(emulator)
-
-
 def upload_models(emulator: Emulator) -> str:
-    """Upload the models of ``prefix`` to an emulator; their prefix."""
+    """50 models m00..m49 (each with a file named after it) and a few special ones; their prefix."""
     bucket = unique_name("mme")
     emulator.s3.create_bucket(Bucket=bucket)
     for i in range(MODELS):
@@ -171,13 +165,6 @@ def upload_models(emulator: Emulator) -> str:
     for key, files in specials.items():
         emulator.s3.put_object(Bucket=bucket, Key=f"mme/{key}", Body=_archive({"model.json": "{}", **files}))
     return f"s3://{bucket}/mme/"
-
-
-@pytest.fixture()
-def endpoints(emulator: Emulator, prefix: str, mme_image: str, engine: docker.DockerClient) -> Iterator[Endpoints]:
-    bucket = prefix.split("/")[2]
-    with Endpoints(emulator.sagemaker, emulator.s3, bucket, mme_image, engine, emulator.role_arn) as made:
-        yield made
 
 
 def _error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int, str]:
@@ -355,9 +342,8 @@ def _try(call: Any) -> Any:
         raise
 
 
-def test_sticky_instances_507_retries_and_disabled_cache(
-    emulator: Emulator, endpoints: Endpoints, prefix: str, engine: docker.DockerClient
-) -> None:
+def test_sticky_instances_507_retries_and_disabled_cache(on_runtime: OnRuntime, runtime_endpoints: Endpoints) -> None:
+    emulator, endpoints, prefix = on_runtime.emulator, runtime_endpoints, on_runtime.prefix
     sticky = endpoints.model(Mode="MultiModel", ModelDataUrl=prefix, env={"SMEMU_SAMPLE_MAX_MODELS": "2"})
     nocache = endpoints.model(
         Mode="MultiModel", ModelDataUrl=prefix, MultiModelConfig={"ModelCacheSetting": "Disabled"}
