@@ -389,7 +389,6 @@ class KubernetesBackend:
         from kubernetes.client import V1DeleteOptions
 
         self._staged_folders.pop(container_id, None)
-
         for remove in (self.core.delete_namespaced_pod, self.networking.delete_namespaced_network_policy):
             try:
                 with _translated(f"removing pod {container_id}"):

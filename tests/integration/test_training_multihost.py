@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from emulator.runtime.gateway_network import GATEWAY_ADDRESS
+
 from tests.conftest import unique_name
 from tests.integration.runtimes import Runtime
 from tests.integration.test_training_helpers import (
