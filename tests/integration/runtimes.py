@@ -79,8 +79,13 @@ class Runtime:
         return backend_for(self.settings)
 
     def containers(self, name: str) -> list[Any]:
-        """Containers or pods labelled with a job's or endpoint's name, running or not."""
-        return list(self.backend.find({"smemu.name": name}))
+        """This emulator's containers or pods labelled with a job's or endpoint's name, running or not.
+
+        The home is named: the Docker backend otherwise fills in the process's last emulator's.
+        """
+        from emulator.runtime.naming import HOME_LABEL, home_id
+
+        return list(self.backend.find({"smemu.name": name, HOME_LABEL: home_id(self.settings.home)}))
 
     def leftovers(self, name: str) -> list[str]:
         """Everything still labelled with a job's or endpoint's name: containers, networks, volumes
