@@ -141,7 +141,7 @@ class EmulatorServer:
         try:
             self.object_store = open_store(settings)
             self.object_store.start()  # MinIO starts while the journal replays and the platform builds
-            self.aws_state = AwsState(settings.state_dir / "aws-journal.jsonl")
+            self.aws_state = AwsState(settings.state_dir / "aws-journal.jsonl", settings.aws_journal_compact_after)
             self.app, self.platform = build_application(settings, self.object_store, self.aws_state)
             self.object_store.wait_ready()
         except BaseException:
