@@ -58,7 +58,8 @@ def _put_stream(url: str, stream: str, sent: list[str]) -> None:
 
 
 def _read_stream(url: str, stream: str) -> list[str]:
-    logs, messages, token = make_client("logs", url), [], None
+    logs, token = make_client("logs", url), None
+    messages: list[str] = []
     while True:
         page = logs.get_log_events(logGroupName="/long/lived", logStreamName=stream, startFromHead=True,
                                    **({"nextToken": token} if token else {}))
