@@ -132,7 +132,7 @@ class Settings:
     aws_journal_compact_after: int = 500
     """SMEMU_AWS_JOURNAL_COMPACT_AFTER: changes to moto's AWS state (IAM, Logs, ECR...) journaled after the
     last checkpoint before the journal is compacted into a new one; bounds what a restart replays
-    (docs/state-format.md)."""
+    (docs/state-format.md). 0 turns compaction off: every start replays the whole journal."""
     minio_binary: Path | None = None
     """SMEMU_MINIO_BINARY: the MinIO server to run for the 'minio' store (default: scripts/build-minio's
     cache under SMEMU_CACHE, then `minio` on PATH)."""

@@ -145,7 +145,8 @@ class AwsState:
     def __init__(self, path: Path, compact_after: int = COMPACT_AFTER) -> None:
         self.path = path
         self.history = history_path(path)
-        self.compact_after = max(1, compact_after)
+        self.compact_after = compact_after
+        """0: never compact (every start replays the whole journal)."""
         self._lock = threading.RLock()
         self.replayed = 0
         self.replay_seconds = 0.0
@@ -197,7 +198,7 @@ class AwsState:
         self._history_last = last_sequence(self.history)
         self._journal = Journal(self.path, last + 1)
         self._tail = len(entries)
-        if self._tail or self.restored_from == "history":
+        if self.compact_after and (self._tail or self.restored_from == "history"):
             with self._lock:
                 self._compact_safely()
         self._compactor = threading.Thread(target=self._compact_loop, name="smemu-journal-compact", daemon=True)
@@ -246,7 +247,7 @@ class AwsState:
             self._compactor.join(30)
             self._compactor = None
         with self._lock:
-            if self._journal is not None and self._tail:
+            if self._journal is not None and self._tail and self.compact_after:
                 self._compact_safely()
             if self._journal is not None:
                 self._journal.close()
@@ -310,7 +311,7 @@ class AwsState:
     def _appended(self) -> None:
         """Count a change appended after the checkpoint (under the lock); wake the compactor at the threshold."""
         self._tail += 1
-        if self._tail >= self._next_compaction:
+        if self.compact_after and self._tail >= self._next_compaction:
             self._wake.set()
 
     # -- changes --------------------------------------------------------------------------------

@@ -386,3 +386,18 @@ def test_a_history_append_cut_short_is_repaired_not_duplicated(tmp_path: Path) -
     assert journal_module.last_sequence(history) == 2
     assert journal_module.append_history(history, lines, 2) == 3
     assert [entry["n"] for entry in read_journal(history)[1]] == [1, 2, 3]
+
+
+def test_compaction_off_keeps_the_whole_journal(moto: Moto, tmp_path: Path) -> None:
+    """``SMEMU_AWS_JOURNAL_COMPACT_AFTER=0``: no checkpoint at the threshold, at a stop or at a start."""
+    path = tmp_path / "aws-journal.jsonl"
+    state = moto.open(path, compact_after=0)
+    for index in range(3):
+        moto.client("iam").create_role(RoleName=f"Plain{index}", AssumeRolePolicyDocument=SAGEMAKER_TRUST_POLICY)
+    state.close()
+    fresh = Moto()
+    reopened = fresh.open(path, compact_after=0)
+    assert reopened.restored_from == "journal" and reopened.replayed == 3
+    reopened.close()
+    assert [entry["kind"] for entry in read_journal(path)[1]] == ["http"] * 3
+    assert not history_path(path).exists()
