@@ -121,14 +121,15 @@ def capture() -> bytes:
     attempt is retried.
     """
     for attempt in range(3):
-        registries = dict(_registries())
-        state: Backends = {address: {account: dict(dict.items(regions)) for account, regions in dict.items(registry)}
-                           for address, registry in registries.items()}
         stream = io.BytesIO()
         try:
+            registries = dict(_registries())
+            state: Backends = {address: {account: dict(dict.items(regions))
+                                         for account, regions in dict.items(registry)}
+                               for address, registry in registries.items()}
             _Pickler(stream, registries).dump(state)
         except RuntimeError as exc:  # "dictionary changed size during iteration"
-            if attempt == 2 or "changed size" not in str(exc):
+            if attempt == 2 or "during iteration" not in str(exc):
                 raise
             continue
         return zlib.compress(stream.getvalue(), 1)
