@@ -16,6 +16,9 @@ PutLogEvents, half each, from one client). Per row, up to the given number of ch
   the changes after it replayed: at most the threshold) and after a clean stop (which
   compacts: nothing replayed). The replayed counts come from ``/_smemu/health``.
 
+After the table, the worst case with compaction: the threshold less one change after the
+last checkpoint, then kill -9, then the restart (which replays all of them).
+
 Measured, not asserted; the rows are printed as a table.
 """
 
@@ -33,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.s3_store import Serve  # noqa: E402
+from emulator.awsstate.recorder import COMPACT_AFTER  # noqa: E402
 from tests.conftest import SAGEMAKER_TRUST_POLICY, make_client  # noqa: E402
 
 BATCH = 100
@@ -139,6 +143,10 @@ def main() -> None:
                      f"{journal_on:.2f}", f"{history:.2f}", f"{off[0]:.2f} ({off[1]:,})",
                      f"{killed[0]:.2f} ({killed[1]:,})", f"{stopped[0]:.2f} ({stopped[1]:,})"]
             print("| " + " | ".join(cells) + " |", flush=True)
+        compacted.make_changes(made, made + COMPACT_AFTER - 1)  # the last restart's clean stop left none after it
+        seconds, replayed = compacted.restart(kill=True)
+        print(f"\nworst case with compaction: kill -9 with {COMPACT_AFTER - 1} changes after the checkpoint, "
+              f"restart {seconds:.2f} s ({replayed:,} replayed)", flush=True)
     finally:
         plain.serve.stop()
         compacted.serve.stop()
