@@ -195,6 +195,11 @@ class AwsState:
             log.info("AWS state: restored from the %s of %s (%d changes replayed) in %.2f s", self.restored_from,
                      self.path, self.replayed, self.replay_seconds)
         last = int(entries[-1].get("n", 0)) if entries else self.checkpoint_sequence
+        if self.restored_from == "empty" and self.history.exists():
+            orphan = self.history.with_name(f"{self.history.name}.{int(time.time())}.orphaned")
+            log.warning("AWS state: %s has no journal beside it any more (removed to start empty?); moved to %s",
+                        self.history, orphan)
+            self.history.rename(orphan)
         self._history_last = last_sequence(self.history)
         self._journal = Journal(self.path, last + 1)
         self._tail = len(entries)

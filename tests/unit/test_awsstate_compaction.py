@@ -401,3 +401,20 @@ def test_compaction_off_keeps_the_whole_journal(moto: Moto, tmp_path: Path) -> N
     reopened.close()
     assert [entry["kind"] for entry in read_journal(path)[1]] == ["http"] * 3
     assert not history_path(path).exists()
+
+
+def test_a_history_left_without_its_journal_is_set_aside(moto: Moto, tmp_path: Path) -> None:
+    path = tmp_path / "aws-journal.jsonl"
+    state = moto.open(path)
+    moto.client("iam").create_role(RoleName="Forgotten", AssumeRolePolicyDocument=SAGEMAKER_TRUST_POLICY)
+    state.close()
+    assert history_path(path).exists()
+    path.unlink()  # a user starting over with empty AWS state
+    fresh = Moto()
+    reopened = fresh.open(path)
+    assert reopened.restored_from == "empty" and not history_path(path).exists()
+    assert len(list(tmp_path.glob("aws-journal.history.jsonl.*.orphaned"))) == 1
+    fresh.client("iam").create_role(RoleName="New", AssumeRolePolicyDocument=SAGEMAKER_TRUST_POLICY)
+    reopened.close()
+    _, history = read_journal(history_path(path))
+    assert [entry["n"] for entry in history] == [1]  # the new journal's own change, not the old one's
