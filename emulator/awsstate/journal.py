@@ -160,10 +160,11 @@ def append_history(path: Path, lines: list[bytes], after: int) -> int:
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a crash cut the last append (or the header) short
+            size = _end_of_last_line(fd, size)
+            os.ftruncate(fd, size)
         if size == 0:
             _write_all(fd, _line(_header()))
-        elif os.pread(fd, 1, size - 1) != b"\n":  # a crash cut the last append short
-            os.ftruncate(fd, _end_of_last_line(fd, size))
         last = after
         for line in lines:
             sequence = int(json.loads(line).get("n", 0))

@@ -386,6 +386,11 @@ def test_a_history_append_cut_short_is_repaired_not_duplicated(tmp_path: Path) -
     assert journal_module.last_sequence(history) == 2
     assert journal_module.append_history(history, lines, 2) == 3
     assert [entry["n"] for entry in read_journal(history)[1]] == [1, 2, 3]
+    torn = tmp_path / "torn.jsonl"
+    torn.write_bytes(b'{"format": "smemu-aws-jou')  # a crash while the header itself was written
+    assert journal_module.append_history(torn, lines, 0) == 3
+    header, entries = read_journal(torn)
+    assert header is not None and header["format"] == "smemu-aws-journal" and len(entries) == 3
 
 
 def test_compaction_off_keeps_the_whole_journal(moto: Moto, tmp_path: Path) -> None:
