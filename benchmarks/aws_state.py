@@ -14,7 +14,9 @@ PutLogEvents, half each, from one client). Per row, up to the given number of ch
 * restart times, each from starting the process to IAM answering again: without compaction after a
   clean stop (the whole journal replayed); with compaction after kill -9 (checkpoint loaded,
   the changes after it replayed: at most the threshold) and after a clean stop (which
-  compacts: nothing replayed; the median of three). The replayed counts come from ``/_smemu/health``.
+  compacts: nothing replayed; the median of three). In brackets, from ``/_smemu/health``: the
+  seconds of the start spent restoring the AWS state (loading, replaying), and the changes
+  replayed.
 
 After the table, the worst case with compaction: the threshold less one change after the
 last checkpoint, then kill -9, then the restart (which replays all of them).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -91,9 +94,9 @@ class Home:
         path = self.serve.home / "state" / name
         return path.stat().st_size / 2**20 if path.exists() else 0.0
 
-    def restart(self, kill: bool) -> tuple[float, int]:
-        """Seconds from starting the process until IAM answers again (the stop before is not counted), and
-        how many changes the start replayed."""
+    def restart(self, kill: bool) -> tuple[float, float, int]:
+        """Seconds from starting the process until IAM answers again (the stop before is not counted), the
+        seconds of that spent restoring the AWS state, and how many changes the start replayed."""
         if kill:
             self.serve.kill()
         else:
@@ -101,18 +104,25 @@ class Home:
         started = time.perf_counter()
         self.start_again()
         seconds = time.perf_counter() - started
-        return seconds, int(self.serve.health()["aws_state"]["replayed"])
+        state = self.serve.health()["aws_state"]
+        return seconds, float(state["replay_seconds"]), int(state["replayed"])
+
+
+def _restart(measured: tuple[float, float, int]) -> str:
+    seconds, restoring, replayed = measured
+    return f"{seconds:.2f} ({restoring:.2f}; {replayed:,})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--changes", default="0,2000,20000")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop both emulators on the way out
     root = Path(tempfile.mkdtemp(prefix="smemu-bench-state-"))
     plain, compacted = Home(root, "off", "0"), Home(root, "on", None)
     columns = ["changes", "change ms off", "change ms on", "read ms", "journal MiB off", "journal MiB on",
-               "history MiB", "restart s off (replayed)", "restart s on, kill -9 (replayed)",
-               "restart s on, stop (replayed)"]
+               "history MiB", "restart s off (restore s; replayed)", "restart s on, kill -9 (restore s; replayed)",
+               "restart s on, stop (restore s; replayed)"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "|".join("-" * (len(column) + 2) for column in columns) + "|", flush=True)
     try:
@@ -141,13 +151,11 @@ def main() -> None:
             stops = sorted(compacted.restart(kill=False) for _ in range(3))
             stopped = stops[1]  # the median of three: a start is short enough for the machine's load to show
             cells = [f"{target:,}", f"{off_ms:.2f}", f"{on_ms:.2f}", f"{read_ms:.2f}", f"{journal_off:.2f}",
-                     f"{journal_on:.2f}", f"{history:.2f}", f"{off[0]:.2f} ({off[1]:,})",
-                     f"{killed[0]:.2f} ({killed[1]:,})", f"{stopped[0]:.2f} ({stopped[1]:,})"]
+                     f"{journal_on:.2f}", f"{history:.2f}", _restart(off), _restart(killed), _restart(stopped)]
             print("| " + " | ".join(cells) + " |", flush=True)
         compacted.make_changes(made, made + COMPACT_AFTER - 1)  # the last restart's clean stop left none after it
-        seconds, replayed = compacted.restart(kill=True)
         print(f"\nworst case with compaction: kill -9 with {COMPACT_AFTER - 1} changes after the checkpoint, "
-              f"restart {seconds:.2f} s ({replayed:,} replayed)", flush=True)
+              f"restart {_restart(compacted.restart(kill=True))}", flush=True)
     finally:
         plain.serve.stop()
         compacted.serve.stop()
