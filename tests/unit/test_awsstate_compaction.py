@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -423,3 +424,29 @@ def test_a_history_left_without_its_journal_is_set_aside(moto: Moto, tmp_path: P
     reopened.close()
     _, history = read_journal(history_path(path))
     assert [entry["n"] for entry in history] == [1]  # the new journal's own change, not the old one's
+
+
+def test_a_checkpoint_holds_moto_objects_only_and_no_s3(moto: Moto, tmp_path: Path) -> None:
+    """Only the moto release is checked before loading a checkpoint: no class of the emulator may be in it,
+    and S3 (the object store's business) is left out."""
+    from emulator.awsstate import snapshot
+
+    moto.open(tmp_path / "aws-journal.jsonl")
+    make_history(moto)
+    s3 = boto3.session.Session().client("s3", region_name=REGION, aws_access_key_id="test",
+                                        aws_secret_access_key="test")
+    s3.meta.events.register("before-send", moto._send)
+    s3.create_bucket(Bucket="not-in-the-checkpoint")
+    modules: set[str] = set()
+
+    class Recording(snapshot._Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            modules.add(module)
+            return super().find_class(module, name)
+
+    state = Recording(io.BytesIO(zlib.decompress(snapshot.capture()))).load()
+    assert {"moto.iam.models", "moto.logs.models", "moto.sns.models", "moto.ecr.models"} <= modules
+    assert not [module for module in modules if module.startswith(("emulator", "tests", "moto.s3"))]
+    assert not [address for address in state if address[0].startswith("moto.s3.")]
+    assert moto.state is not None
+    moto.state.close()
