@@ -525,6 +525,10 @@ class KubernetesBackend:
         """Close the API connections."""
         self.core.api_client.close()
 
+    def network_address(self, container_id: str, port: int) -> tuple[str, int] | None:
+        """None: the emulator reaches pods through :meth:`published_port` only."""
+        return None
+
 
 def _log_line(raw: bytes) -> tuple[float, str]:
     """``(epoch seconds, text)`` of a kubelet log line ``2024-01-02T03:04:05.123456789Z text``."""

@@ -129,6 +129,9 @@ class FakeBackend:
         self.started: list[ContainerSpec] = []
         self.refuse_starts = False
         """Set: start() fails as an engine that cannot create containers does."""
+        self.networks: dict[str, dict[str, str]] = {}
+        self.gpus: list[str] | None = None
+        """GPU ids this fake engine offers (None: no GPU runtime)."""
 
     def ensure_image(self, image: str) -> str:
         if image.startswith("missing"):
@@ -204,6 +207,36 @@ class FakeBackend:
         container = self.containers.get(container_id)
         return container is not None and container.running
 
+    def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> None:
+        self.networks[name] = dict(labels)
+
+    def remove_network(self, name: str) -> None:
+        self.networks.pop(name, None)
+
+    def copy_out(self, container_id: str, path: str, dest: Path) -> bool:
+        return False  # endpoint containers write nothing the platform reads back
+
+    def remove_labelled(self, labels: dict[str, str]) -> int:
+        found = self.find(labels)
+        for info in found:
+            self.remove(info.id)
+        return len(found)
+
+    def gpus_available(self) -> bool:
+        return self.gpus is not None
+
+    def gpu_devices(self) -> list[str] | None:
+        return None if self.gpus is None else list(self.gpus)
+
+    def network_address(self, container_id: str, port: int) -> tuple[str, int] | None:
+        return None
+
+    def container_subnets(self, home: str) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass
+
     def running_for(self, endpoint: str) -> list[FakeContainer]:
         """The fake containers of an endpoint that still run."""
         return [
@@ -264,6 +297,9 @@ class FakeS3Store:
     def client(self) -> FakeS3:
         return self._s3
 
+    def make_durable(self) -> None:
+        pass
+
 
 @dataclass(frozen=True)
 class HostingSettings(Settings):
@@ -285,8 +321,19 @@ class FakePlatform:
         self.settings.work_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.settings.state_dir / "resources.db")
         self.s3 = FakeS3Store(s3 or FakeS3())
-        self.runtime_handler: Any = None
-        self.streaming_handlers: dict[str, Any] = {}
+        self.backend: Any = None
+        """Set by the harness to the backend the service is given (the image policy's lookup)."""
+
+    def resolve_image(self, image: str) -> str:
+        """No image policy: the backend's exact lookup (emulator/images.py is tested on its own)."""
+        return str(self.backend.ensure_image(image))
+
+    def check_role(self, role_arn: str | None, operation: str, ctx: Any, source_arn: str | None = None) -> None:
+        """Every role is fine (the real check is covered by tests/unit/test_iam.py)."""
+
+    def container_environment(self, role_arn: str | None, region: str | None = None) -> dict[str, str]:
+        """No container gateway: containers get no AWS variables."""
+        return {}
 
 
 def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:

@@ -199,6 +199,18 @@ class FakeTrainingBackend:
     def gpus_available(self) -> bool:
         return False
 
+    def gpu_devices(self) -> list[str] | None:
+        return None
+
+    def network_address(self, container_id: str, port: int) -> tuple[str, int] | None:
+        return None
+
+    def container_subnets(self, home: str) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass
+
 
 class FakeS3:
     """The few S3 calls the training code makes, over a dict."""
@@ -237,6 +249,9 @@ class FakeS3Store:
     def client(self) -> FakeS3:
         return self.fake
 
+    def make_durable(self) -> None:
+        pass
+
 
 class FakePlatform:
     """What TrainingService reads from the platform."""
@@ -245,12 +260,16 @@ class FakePlatform:
         self.settings = Settings(home=home, port=1)
         self.store = store or Store(home / "state" / "resources.db")
         self.s3 = FakeS3Store(FakeS3())
-        self.backend_factory = lambda: backend
+        self.backend = backend
         self.roles_checked: list[tuple[str | None, str]] = []
 
     def check_role(self, role_arn: str | None, operation: str, ctx: Any, source_arn: str | None = None) -> None:
         """Records the check; the real one is covered by tests/unit/test_iam.py."""
         self.roles_checked.append((role_arn, operation))
+
+    def resolve_image(self, image: str) -> str:
+        """No image policy: the backend's exact lookup (emulator/images.py is tested on its own)."""
+        return self.backend.ensure_image(image)
 
     def role_s3_client(self, role_arn: str | None, ctx: Any, default: Any) -> Any:
         """Strict mode off: the platform's own client."""
