@@ -17,7 +17,6 @@ import logging
 import socket
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from emulator.gateway.protocol import load_service_model
 from emulator.homelock import HomeLock
 from emulator.objectstore import ObjectStore, open_store
 from emulator.platform import Platform, build_platform
+from emulator.polling import poll_until
 from emulator.runtime.docker_backend import configure_gpu_runtime, configure_host_paths
 from emulator.runtime.naming import configure_home, home_id
 
@@ -313,12 +313,13 @@ def port_is_open(host: str, port: int) -> bool:
 
 def _wait_until_accepting(host: str, port: int, deadline: float) -> None:
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    end = time.monotonic() + deadline
-    while True:
+
+    def accepting() -> bool:
         try:
             with socket.create_connection((connect_host, port), timeout=0.5):
-                return
+                return True
         except OSError:
-            if time.monotonic() > end:
-                raise RuntimeError(f"the edge port {connect_host}:{port} did not open in {deadline} s")
-            time.sleep(0.02)
+            return False
+
+    if not poll_until(accepting, deadline, 0.02):
+        raise RuntimeError(f"the edge port {connect_host}:{port} did not open in {deadline} s")

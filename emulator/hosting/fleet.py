@@ -25,6 +25,7 @@ from emulator.hosting.plan import ContainerPlan, VariantPlan
 from emulator.hosting.validation import SINGLE
 from emulator.runtime.naming import home_id
 from emulator.gpus import GpuPolicy
+from emulator.polling import poll_until
 from emulator.runtime.spec import ContainerSpec, ImageNotFound, RuntimeBackend, RuntimeError_, StagedFolder
 
 log = logging.getLogger(__name__)
@@ -305,16 +306,15 @@ class Fleet:
         who_of = (lambda c: "primary") if variant.mode == SINGLE else (lambda c: c.hostname)
         lists_models = {c.hostname for c in variant.containers if c.multi_model is not None}
         pending = [_Pending(i, c, who_of(c)) for i in instances for c in i.containers]
-        deadline = time.monotonic() + variant.startup_timeout
-        next_liveness = 0.0
-        interval = HEALTH_POLL_FIRST
-        while pending:
+        next_liveness = [0.0]
+
+        def all_healthy() -> bool:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             now = time.monotonic()
-            check_liveness = now >= next_liveness
+            check_liveness = now >= next_liveness[0]
             if check_liveness:
-                next_liveness = now + 0.5
+                next_liveness[0] = now + 0.5
             for item in list(pending):
                 status = ping(*item.container.reach)
                 if status == 200 and item.container.hostname in lists_models:
@@ -335,20 +335,19 @@ class Fleet:
                             f"The container exited with code {exit_code} before passing the health check.",
                         )
                     )
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                item = pending[0]
-                raise LaunchFailed(
-                    self._reason(
-                        variant,
-                        item,
-                        f"GET /ping did not answer 200 within ContainerStartupHealthCheckTimeoutInSeconds "
-                        f"({variant.startup_timeout:g} s); last answer: {item.last}.",
-                    )
+            return not pending
+
+        if pending and not poll_until(all_healthy, variant.startup_timeout, HEALTH_POLL_FIRST, backoff=1.2,
+                                      max_interval=HEALTH_POLL_MAX):
+            item = pending[0]
+            raise LaunchFailed(
+                self._reason(
+                    variant,
+                    item,
+                    f"GET /ping did not answer 200 within ContainerStartupHealthCheckTimeoutInSeconds "
+                    f"({variant.startup_timeout:g} s); last answer: {item.last}.",
                 )
-            time.sleep(interval)
-            interval = min(interval * 1.2, HEALTH_POLL_MAX)
+            )
 
     def exit_code(self, container_id: str) -> str:
         """The exit code of a stopped container, with "(killed: out of memory)" when it was; "unknown" if unknown."""

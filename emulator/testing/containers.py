@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator.objectstore.minio import answers_ok
+from emulator.polling import poll_until
+
 log = logging.getLogger(__name__)
 
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
@@ -304,20 +307,14 @@ class MinioProcess:
                  "--address", f"127.0.0.1:{self.port}", "--console-address", f"127.0.0.1:{console}"],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True)
+        process = self._process
         deadline = time.monotonic() + timeout
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while True:
-            try:
-                with opener.open(f"{self.endpoint.url}/minio/health/live", timeout=1) as response:
-                    if response.status == 200:
-                        return self.endpoint
-            except OSError:
-                pass
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                output = self._log.read_text(errors="replace")[-4000:]
-                self.stop()
-                raise RuntimeError(f"MinIO ({self.binary}) did not answer on {self.endpoint.url}:\n{output}")
-            time.sleep(0.1)
+        if answers_ok(f"{self.endpoint.url}/minio/health/live",
+                      lambda: process.poll() is not None or time.monotonic() > deadline, interval=0.1):
+            return self.endpoint
+        output = self._log.read_text(errors="replace")[-4000:]
+        self.stop()
+        raise RuntimeError(f"MinIO ({self.binary}) did not answer on {self.endpoint.url}:\n{output}")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its data when it was ours."""
@@ -409,19 +406,22 @@ def start_emulator(image: str, home: Path, environment: dict[str, str] | None = 
 
 def _wait_for_http(url: str, container: Any, timeout: float) -> None:
     """Poll ``url`` until any HTTP answer; fail with the container's log after ``timeout``."""
-    deadline = time.monotonic() + timeout
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    while True:
+    wrapped = container.get_wrapped_container()
+
+    def answered() -> bool:
         try:
             opener.open(url, timeout=2).close()
-            return
         except urllib.error.HTTPError:
-            return  # it answered
+            return True  # it answered
         except OSError:
-            pass
-        wrapped = container.get_wrapped_container()
+            return False
+        return True
+
+    def ended() -> bool:
         wrapped.reload()
-        if wrapped.status in ("exited", "dead") or time.monotonic() > deadline:
-            logs = wrapped.logs(tail=100).decode(errors="replace")
-            raise RuntimeError(f"{url} did not answer within {timeout} s (container {wrapped.status}):\n{logs}")
-        time.sleep(0.1)
+        return wrapped.status in ("exited", "dead")
+
+    if not poll_until(answered, timeout, 0.1, give_up=ended):
+        logs = wrapped.logs(tail=100).decode(errors="replace")
+        raise RuntimeError(f"{url} did not answer within {timeout} s (container {wrapped.status}):\n{logs}")

@@ -24,6 +24,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from emulator.config import Settings
+from emulator.polling import poll_until
 from emulator.runtime.spec import ContainerExit, ContainerInfo, ContainerSpec, ImageNotFound, RuntimeError_
 from emulator.store import Store
 
@@ -338,11 +339,7 @@ class FakePlatform:
 
 def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
     """Poll ``condition()`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
+    value = poll_until(condition, timeout, interval)
+    if not value:
+        raise AssertionError(f"condition not met within {timeout} s")
+    return value

@@ -27,6 +27,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from emulator.config import Settings
+from emulator.polling import poll_until
 from emulator.runtime.spec import (
     ContainerExit,
     ContainerInfo,
@@ -278,10 +279,7 @@ class FakePlatform:
 
 def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.01) -> Any:
     """Poll ``condition`` until truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+    value = poll_until(condition, timeout, interval)
+    if not value:
+        raise AssertionError(f"condition not met within {timeout} s")
+    return value
