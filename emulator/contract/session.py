@@ -153,9 +153,9 @@ def _remove_leftovers(settings: Settings) -> None:
     import hashlib
 
     try:
-        from emulator.runtime.docker_backend import get_backend
+        from emulator.runtime.factory import local_engine
 
-        backend = get_backend()
+        backend = local_engine()
         text = str(settings.home.resolve()).encode()
         for home_id in {hashlib.sha1(text).hexdigest()[:12], hashlib.sha256(text).hexdigest()[:12]}:
             backend.remove_labelled({"smemu.home": home_id})

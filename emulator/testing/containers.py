@@ -62,18 +62,19 @@ def owner_id() -> str:
 
 
 def docker_client() -> Any:
-    import docker
+    """A docker-py client (emulator/runtime/docker_client.py: the one module that makes them)."""
+    from emulator.runtime.docker_client import docker_client as make_client
 
-    return docker.from_env()
+    return make_client()
 
 
 def image_present(client: Any, image: str) -> bool:
-    import docker.errors
+    from emulator.runtime.docker_client import docker_errors
 
     try:
         client.images.get(image)
         return True
-    except docker.errors.ImageNotFound:
+    except docker_errors.ImageNotFound:
         return False
 
 
@@ -88,11 +89,11 @@ def configure_testcontainers(client: Any | None = None) -> None:
     from testcontainers.core.config import testcontainers_config as config
 
     if "TESTCONTAINERS_RYUK_DISABLED" not in os.environ and "ryuk.disabled" not in config.tc_properties:
-        import docker.errors
+        from emulator.runtime.docker_client import docker_errors
 
         try:
             present = image_present(client or docker_client(), config.ryuk_image)
-        except docker.errors.DockerException:  # no engine: starting anything will fail anyway
+        except docker_errors.DockerException:  # no engine: starting anything will fail anyway
             present = False
         if not present:
             config.ryuk_disabled = True
@@ -105,7 +106,7 @@ def configure_testcontainers(client: Any | None = None) -> None:
 
 def reap_orphans(client: Any) -> int:
     """Remove containers this plugin started in test processes on this host that are gone."""
-    import docker.errors
+    from emulator.runtime.docker_client import docker_errors
 
     host = socket.gethostname()
     removed = 0
@@ -117,7 +118,7 @@ def reap_orphans(client: Any) -> int:
         try:
             container.remove(force=True, v=True)
             removed += 1
-        except docker.errors.APIError as exc:  # pragma: no cover - raced with another reaper
+        except docker_errors.APIError as exc:  # pragma: no cover - raced with another reaper
             log.debug("could not remove orphan %s: %s", container.short_id, exc)
     return removed
 
@@ -338,11 +339,11 @@ class MinioProcess:
 
 
 def stop_quietly(container: Any) -> None:
-    import docker.errors
+    from emulator.runtime.docker_client import docker_errors
 
     try:
         container.stop()
-    except docker.errors.DockerException as exc:
+    except docker_errors.DockerException as exc:
         log.debug("stopping %s: %s", getattr(container, "image", container), exc)
 
 
@@ -354,7 +355,7 @@ def _home_ids(home: Path) -> set[str]:
 
 def remove_emulator_leftovers(client: Any, home: Path) -> int:
     """Remove what an emulator with this home left on the engine (endpoints, job networks)."""
-    import docker.errors
+    from emulator.runtime.docker_client import docker_errors
 
     removed = 0
     for home_id in _home_ids(home):
@@ -366,7 +367,7 @@ def remove_emulator_leftovers(client: Any, home: Path) -> int:
             try:
                 network.remove()
                 removed += 1
-            except docker.errors.APIError as exc:  # still in use by a container another fixture owns
+            except docker_errors.APIError as exc:  # still in use by a container another fixture owns
                 log.debug("network %s: %s", network.name, exc)
     return removed
 

@@ -94,3 +94,23 @@ def test_the_lazy_backend_connects_on_first_use_and_forwards() -> None:
     assert lazy.container_subnets("home") == [] and lazy.network_address("x", 8080) is None
     assert lazy.find({"smemu.kind": "none"}) == []
     assert len(made) == 1
+
+
+def test_only_the_runtime_package_talks_to_docker_and_nobody_probes_a_backend() -> None:
+    import re
+    from pathlib import Path
+
+    import emulator
+
+    root = Path(emulator.__file__).parent
+    imports_docker = re.compile(r"^\s*(import docker\b|from docker\b)", re.M)
+    probes = re.compile(r"\b(getattr|hasattr)\(\s*(self\.)?(backend|engine|platform)\b")
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text()
+        relative = path.relative_to(root).as_posix()
+        if imports_docker.search(text) and not relative.startswith("runtime/"):
+            found.append(f"{relative} imports docker-py")
+        if probes.search(text):
+            found.append(f"{relative} probes a backend or the platform with getattr/hasattr")
+    assert found == []
