@@ -1,4 +1,4 @@
-"""The one module that talks to Docker: :class:`DockerBackend` implements ``RuntimeBackend``.
+"""Containers on Docker: :class:`DockerBackend` implements ``RuntimeBackend`` and ``LocalEngine``.
 
 Rules this module keeps (STYLE.md principles 8, 9, 11):
 
@@ -8,9 +8,11 @@ Rules this module keeps (STYLE.md principles 8, 9, 11):
 * Every container, network and volume carries the caller's ``smemu.*`` labels, so it can be
   found again after a restart (:meth:`find`, :meth:`remove_labelled`).
 * Ports are published on 127.0.0.1 only; the Docker socket is never mounted into a container.
-* ``docker.errors`` and connection errors are translated here, most specific first, into
-  the runtime's own errors (``raise ... from``), whose messages can go to FailureReason as
-  they are.
+* ``docker.errors`` and connection errors are translated (runtime/docker_translate.py), most
+  specific first, into the runtime's own errors (``raise ... from``), whose messages can go to
+  FailureReason as they are.
+* This machine's images and registry pushes (the rest of ``LocalEngine``) are in
+  runtime/docker_images.py.
 
 Folders: read-only :class:`StagedFolder` s are bind mounts (fast, nothing is copied).
 ``private`` folders are anonymous volumes, seeded through the archive API and read back with
@@ -39,10 +41,12 @@ from typing import Any
 import docker
 import docker.errors
 import docker.utils
-import requests.exceptions
 from docker.models.containers import _create_container_args
 from docker.types import DeviceRequest, Mount
 
+from emulator.runtime.docker_images import DockerImages
+from emulator.runtime.docker_translate import CONNECTION_ERRORS as _CONNECTION_ERRORS
+from emulator.runtime.docker_translate import translated as _translated
 from emulator.runtime.gateway_network import GatewayNetwork, GatewayNetworkError
 from emulator.runtime.naming import HOME_LABEL, default_home, scoped_name, with_home
 from emulator.runtime.paths import host_path_mapper
@@ -62,26 +66,6 @@ from emulator.runtime.volume_copy import copy_volume_folder
 
 log = logging.getLogger(__name__)
 
-_CONNECTION_ERRORS = (requests.exceptions.ConnectionError, ConnectionError)
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """Turn docker-py's exceptions into the runtime's, naming what was being done."""
-    try:
-        yield
-    except docker.errors.ImageNotFound as exc:
-        raise ImageNotFound(f"{action}: {exc.explanation or exc}") from exc
-    except docker.errors.NotFound as exc:
-        raise ContainerNotFound(f"{action}: {exc.explanation or exc}") from exc
-    except docker.errors.APIError as exc:
-        raise RuntimeError_(f"{action}: {exc.explanation or exc}") from exc
-    except _CONNECTION_ERRORS as exc:
-        raise EngineUnavailable(f"{action}: cannot reach the Docker engine ({exc})") from exc
-    except docker.errors.DockerException as exc:
-        raise EngineUnavailable(f"{action}: {exc}") from exc
-
-
 def _parse_docker_time(text: str) -> float:
     """Epoch seconds of a Docker RFC 3339 timestamp with nanoseconds (``...:02.334403364Z``)."""
     text = text.rstrip("Z")
@@ -90,8 +74,8 @@ def _parse_docker_time(text: str) -> float:
     return stamp + (float(f"0.{fraction}") if fraction else 0.0)
 
 
-class DockerBackend:
-    """``RuntimeBackend`` over one Docker engine (docker-py)."""
+class DockerBackend(DockerImages):
+    """``RuntimeBackend`` and ``LocalEngine`` over one Docker engine (docker-py); images and pushes: docker_images.py."""
 
     def __init__(self, client: docker.DockerClient | None = None, gpu_runtime: str | None = None) -> None:
         with _translated("connecting to the Docker engine"):
@@ -524,66 +508,6 @@ class DockerBackend:
         """Close the engine connections."""
         self._streams.close()
         self.client.close()
-
-    # -- this machine's images and registry pushes (LocalEngine) ---------------------------------
-
-    def image_id(self, image: str) -> str | None:
-        """The local image's id; None when there is none or the name is malformed (never pulls)."""
-        try:
-            with _translated(f"looking up image {image}"):
-                return str(self.client.api.inspect_image(image)["Id"])
-        except (ImageNotFound, ContainerNotFound):
-            return None
-        except RuntimeError_ as exc:
-            cause = exc.__cause__
-            if isinstance(cause, docker.errors.APIError) and cause.status_code in (400, 404):
-                return None  # a malformed name is simply not a local image
-            raise
-
-    def pull_image(self, reference: str) -> None:
-        """Pull ``reference`` (from the emulator's registry on this machine: nothing else is reachable)."""
-        name, at, digest = reference.partition("@")
-        repository, tag = (name, digest) if at else _split_tag(name)
-        with _translated(f"pulling {reference}"):
-            for event in self.client.api.pull(repository, tag=tag, stream=True, decode=True):
-                if "error" in event or "errorDetail" in event:
-                    message = event.get("error") or (event.get("errorDetail") or {}).get("message")
-                    raise RuntimeError_(f"pulling {reference} failed: {message}")
-
-    def push_image(self, local_image: str, target: str, tag: str,
-                   progress: Callable[[str], None] | None = None) -> str:
-        """Tag ``local_image`` as ``target:tag`` and push it; the digest the registry reports ("" if none)."""
-        with _translated(f"tagging {local_image} as {target}:{tag}"):
-            self.client.api.tag(local_image, target, tag=tag)
-        digest = ""
-        with _translated(f"pushing {target}:{tag}"):
-            for event in self.client.api.push(target, tag=tag, stream=True, decode=True):
-                if "error" in event or "errorDetail" in event:
-                    message = event.get("error") or (event.get("errorDetail") or {}).get("message")
-                    raise RuntimeError_(f"pushing {local_image} to {target}:{tag} failed: {message}")
-                digest = (event.get("aux") or {}).get("Digest", digest)
-                if progress is not None and event.get("status") and not event.get("progressDetail"):
-                    progress(f"{event.get('id', '')} {event['status']}".strip())
-        return str(digest or "")
-
-    def login(self, registry: str, username: str, password: str) -> str:
-        """``docker login`` through the API (the CLI is preferred where installed: it stores the credentials)."""
-        with _translated(f"logging in to {registry}"):
-            return str(self.client.login(username=username, password=password, registry=registry).get("Status", "ok"))
-
-    def engine_version(self) -> str:
-        """``Docker <version> API <api version>``."""
-        with _translated("asking the Docker engine its version"):
-            version = self.client.version()
-        return f"Docker {version.get('Version')} API {version.get('ApiVersion')}"
-
-
-def _split_tag(name: str) -> tuple[str, str]:
-    """``(repository, tag)`` of ``host:port/repo:tag`` (``latest`` when it names none)."""
-    repository, colon, tag = name.rpartition(":")
-    if not colon or "/" in tag:
-        return name, "latest"
-    return repository, tag
 
 
 @contextmanager
