@@ -26,6 +26,7 @@ from botocore.config import Config
 
 from emulator.context import CallContext
 from emulator.errors import ValidationException, already_exists, could_not_find
+from emulator.gpus import GpuPolicy
 from emulator.hosting import lifecycle
 from emulator.hosting.async_inference import AsyncInvoker
 from emulator.hosting.capture import CaptureWriter
@@ -46,10 +47,9 @@ from emulator.hosting.routing import RoutingTable
 from emulator.hosting.serverless import Serverless
 from emulator.hosting.streaming import StreamInvoker
 from emulator.hosting.validation import validate_weights_update
-from emulator.gpus import GpuPolicy
 from emulator.platform import EdgeHandlers
-from emulator.runtime.spec import RuntimeBackend
 from emulator.quotas import check_instance_quota, count_by_type
+from emulator.runtime.spec import RuntimeBackend
 
 log = logging.getLogger(__name__)
 

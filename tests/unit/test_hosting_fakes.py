@@ -27,6 +27,7 @@ from emulator.config import Settings
 from emulator.polling import poll_until
 from emulator.runtime.spec import ContainerExit, ContainerInfo, ContainerSpec, ImageNotFound, RuntimeError_
 from emulator.store import Store
+from tests.unit.runtime_fakes import FakeBackendBase
 
 
 def _handler(spec: ContainerSpec, log: list[tuple[float, str]]) -> type[BaseHTTPRequestHandler]:
@@ -120,7 +121,7 @@ class FakeContainer:
     log: list[tuple[float, str]] = field(default_factory=list)
 
 
-class FakeBackend:
+class FakeBackend(FakeBackendBase):
     """A RuntimeBackend whose containers are threads in this process."""
 
     _ids = itertools.count(1)
@@ -131,8 +132,6 @@ class FakeBackend:
         self.refuse_starts = False
         """Set: start() fails as an engine that cannot create containers does."""
         self.networks: dict[str, dict[str, str]] = {}
-        self.gpus: list[str] | None = None
-        """GPU ids this fake engine offers (None: no GPU runtime)."""
 
     def ensure_image(self, image: str) -> str:
         if image.startswith("missing"):
@@ -222,21 +221,6 @@ class FakeBackend:
         for info in found:
             self.remove(info.id)
         return len(found)
-
-    def gpus_available(self) -> bool:
-        return self.gpus is not None
-
-    def gpu_devices(self) -> list[str] | None:
-        return None if self.gpus is None else list(self.gpus)
-
-    def network_address(self, container_id: str, port: int) -> tuple[str, int] | None:
-        return None
-
-    def container_subnets(self, home: str) -> list[str]:
-        return []
-
-    def close(self) -> None:
-        pass
 
     def running_for(self, endpoint: str) -> list[FakeContainer]:
         """The fake containers of an endpoint that still run."""

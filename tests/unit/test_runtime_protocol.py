@@ -52,30 +52,37 @@ def test_the_protocols_declare_the_seam() -> None:
             "watch_gateway_network"} <= set(engine) - set(runtime)
 
 
+def assert_implements(klass: type, protocol: type) -> None:
+    """Every method of ``protocol`` is on ``klass`` with the same parameters."""
+    for name, expected in protocol_methods(protocol).items():
+        method = getattr(klass, name, None)
+        assert callable(method), f"{klass.__name__} lacks {protocol.__name__}.{name}"
+        assert parameters(inspect.signature(method)) == parameters(expected), \
+            f"{klass.__name__}.{name}{inspect.signature(method)} differs from the protocol's {expected}"
+
+
 @pytest.mark.parametrize("backend", RUNTIME_BACKENDS, ids=lambda c: c.__name__)
 def test_every_backend_implements_every_runtime_method(backend: type) -> None:
-    for name, expected in protocol_methods(RuntimeBackend).items():
-        method = getattr(backend, name, None)
-        assert callable(method), f"{backend.__name__} lacks RuntimeBackend.{name}"
-        assert parameters(inspect.signature(method)) == parameters(expected), \
-            f"{backend.__name__}.{name}{inspect.signature(method)} differs from the protocol's {expected}"
+    assert_implements(backend, RuntimeBackend)
 
 
 @pytest.mark.parametrize("engine", LOCAL_ENGINES, ids=lambda c: c.__name__)
 def test_local_engines_implement_every_engine_method(engine: type) -> None:
-    for name, expected in protocol_methods(LocalEngine).items():
-        method = getattr(engine, name, None)
-        assert callable(method), f"{engine.__name__} lacks LocalEngine.{name}"
-        assert parameters(inspect.signature(method)) == parameters(expected), \
-            f"{engine.__name__}.{name}{inspect.signature(method)} differs from the protocol's {expected}"
+    assert_implements(engine, LocalEngine)
 
 
 def test_a_method_missing_from_a_backend_is_caught() -> None:
     class Partial(FakeBackend):
         start = None  # type: ignore[assignment]
 
+    class Renamed(FakeBackend):
+        def wait(self, container: str, timeout: float | None = None) -> None:  # type: ignore[override]
+            return None
+
     with pytest.raises(AssertionError, match="Partial lacks RuntimeBackend.start"):
-        test_every_backend_implements_every_runtime_method(Partial)
+        assert_implements(Partial, RuntimeBackend)
+    with pytest.raises(AssertionError, match=r"Renamed.wait\(self, container"):
+        assert_implements(Renamed, RuntimeBackend)
 
 
 def test_the_lazy_backend_connects_on_first_use_and_forwards() -> None:

@@ -36,6 +36,7 @@ from emulator.runtime.spec import (
     ImageNotFound,
 )
 from emulator.store import Store
+from tests.unit.runtime_fakes import FakeBackendBase
 
 
 @dataclass
@@ -49,7 +50,7 @@ class FakeContainer:
     """Container folder -> relative path -> content."""
 
 
-class FakeTrainingBackend:
+class FakeTrainingBackend(FakeBackendBase):
     """``RuntimeBackend`` whose containers are threads following FAKE_* switches."""
 
     def __init__(self) -> None:
@@ -196,21 +197,6 @@ class FakeTrainingBackend:
         for name in [n for n, net in self.networks.items() if labels.items() <= net["labels"].items()]:
             self.networks.pop(name)
         return len(found)
-
-    def gpus_available(self) -> bool:
-        return False
-
-    def gpu_devices(self) -> list[str] | None:
-        return None
-
-    def network_address(self, container_id: str, port: int) -> tuple[str, int] | None:
-        return None
-
-    def container_subnets(self, home: str) -> list[str]:
-        return []
-
-    def close(self) -> None:
-        pass
 
 
 class FakeS3:
