@@ -2,15 +2,17 @@
 
 The gateway knows wire protocols; the services here know SageMaker's behaviour. A service
 is any object whose methods are named after the operations it executes
-(``create_training_job(request, ctx)``), with optional ``start()`` (re-adopt work after a
-restart) and ``stop()`` hooks.
+(``create_training_job(request, ctx)``), with ``start()`` (re-adopt work after a restart) and
+``stop()`` hooks (:class:`Service`); what it serves on the edge it hands over as
+:class:`EdgeHandlers`. The runtime backend and this machine's engine are built here once and
+injected into the services (DESIGN.md decision 9).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from emulator.answers import StreamedAnswer
 
@@ -28,6 +30,17 @@ RuntimeHandler = Callable[[dict[str, Any], CallContext], Mapping[str, Any]]
 """``(parsed request, ctx) -> result`` of one sagemaker-runtime operation."""
 StreamingHandler = Callable[[str, dict[str, Any], CallContext], StreamedAnswer]
 """``(operation, parsed request, ctx) -> answer`` of an operation whose answer streams."""
+
+
+class Service(Protocol):
+    """A platform service: methods named after the operations it executes (the control plane
+    finds them by name), plus the platform's two hooks."""
+
+    def start(self) -> None:
+        """Re-adopt or settle work a previous run of the emulator left."""
+
+    def stop(self) -> None:
+        """End background work (containers may be left to be re-adopted)."""
 
 
 @dataclass
@@ -78,7 +91,7 @@ class Platform:
         self.object_store = object_store
         """Where S3 objects live (started and stopped by the server, not here)."""
         self.s3 = S3Store(settings, object_store)
-        self.services: list[object] = []
+        self.services: list[Service] = []
         self.edge = EdgeHandlers()
         """What the services hand the edge: runtime operations, streamed answers, read-only views."""
         from emulator.credentials import CredentialBroker
@@ -137,7 +150,7 @@ class Platform:
         return container_environment(role_arn, self.settings, self.credentials, gateway_url=self.gateway_url,
                                      region=region)
 
-    def add_service(self, service: object, handlers: EdgeHandlers | None = None) -> None:
+    def add_service(self, service: Service, handlers: EdgeHandlers | None = None) -> None:
         """Register a service, with what it hands the edge; earlier services win when two define
         the same operation."""
         self.services.append(service)
@@ -151,19 +164,15 @@ class Platform:
     def start(self) -> None:
         """Let each service re-adopt or settle work left from a previous run."""
         for service in self.services:
-            start = getattr(service, "start", None)
-            if callable(start):
-                start()
+            service.start()
 
     def stop(self) -> None:
         """Stop background work; running containers are left to be re-adopted next start."""
         for service in reversed(self.services):
-            stop = getattr(service, "stop", None)
-            if callable(stop):
-                try:
-                    stop()
-                except Exception:
-                    log.exception("stopping %s failed", type(service).__name__)
+            try:
+                service.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(service).__name__)
         self.store.close()
 
 
