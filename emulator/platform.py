@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
 from emulator.answers import StreamedAnswer
-
 from emulator.config import Settings
 from emulator.context import CallContext
 from emulator.errors import ValidationError

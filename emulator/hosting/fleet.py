@@ -19,13 +19,13 @@ from pathlib import Path
 from threading import Event
 from typing import Any
 
+from emulator.gpus import GpuPolicy
 from emulator.hosting.addresses import Reachability
 from emulator.hosting.multi_model import MODELS_PATH, instance_models_dir
 from emulator.hosting.plan import ContainerPlan, VariantPlan
 from emulator.hosting.validation import SINGLE
-from emulator.runtime.naming import home_id
-from emulator.gpus import GpuPolicy
 from emulator.polling import poll_until
+from emulator.runtime.naming import home_id
 from emulator.runtime.spec import ContainerSpec, ImageNotFound, RuntimeBackend, RuntimeError_, StagedFolder
 
 log = logging.getLogger(__name__)
