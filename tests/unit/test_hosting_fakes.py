@@ -286,22 +286,11 @@ class FakeS3Store:
         pass
 
 
-@dataclass(frozen=True)
-class HostingSettings(Settings):
-    """Settings with the hosting knobs HostingService reads (``getattr`` with defaults)."""
-
-    invocation_timeout_seconds: float = 60.0
-    endpoint_startup_timeout_seconds: float = 240.0
-    endpoint_download_timeout_seconds: float = 600.0
-    serverless_idle_seconds: float = 300.0
-    container_stop_grace_seconds: float = 30.0
-
-
 class FakePlatform:
     """The parts of emulator.platform.Platform that HostingService uses."""
 
     def __init__(self, home: Path, s3: FakeS3 | None = None, **settings: Any) -> None:
-        self.settings = HostingSettings(home=home, port=1, **settings)
+        self.settings = Settings(home=home, port=1, **settings)
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.settings.work_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.settings.state_dir / "resources.db")
