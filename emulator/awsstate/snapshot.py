@@ -158,15 +158,15 @@ def install(state: Backends) -> None:
                 dict.__setitem__(account, region, backend)
 
 
-def _drop_messages(backend: Any) -> None:
+def _drop_messages(service: Any) -> None:
     """Messages are traffic, not state: a replay never restores them, so neither does a checkpoint."""
-    for queue in getattr(backend, "queues", {}).values():
+    for queue in getattr(service, "queues", {}).values():
         for name, empty in (("_messages", list), ("_pending_messages", set), ("deleted_messages", set)):
             if hasattr(queue, name):
                 setattr(queue, name, empty())
-    for topic in getattr(backend, "topics", {}).values():
+    for topic in getattr(service, "topics", {}).values():
         if hasattr(topic, "sent_notifications"):
             topic.sent_notifications = []
-    for endpoint in getattr(backend, "platform_endpoints", {}).values():
+    for endpoint in getattr(service, "platform_endpoints", {}).values():
         if isinstance(getattr(endpoint, "messages", None), dict):
             endpoint.messages.clear()
