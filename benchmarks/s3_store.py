@@ -52,15 +52,15 @@ TRANSFER = TransferConfig(multipart_threshold=16 * MiB, multipart_chunksize=16 *
 class Serve:
     """``smemu serve`` on a home of its own."""
 
-    def __init__(self, home: Path, store: str) -> None:
-        self.home, self.store, self.port = home, store, free_port()
+    def __init__(self, home: Path, store: str, env: dict[str, str] | None = None) -> None:
+        self.home, self.store, self.port, self.env = home, store, free_port(), env or {}
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> float:
         """Start and return the seconds until an S3 request through the edge is answered."""
         env = {**os.environ, "SMEMU_HOME": str(self.home), "SMEMU_PORT": str(self.port),
-               "SMEMU_S3_STORE": self.store, "SMEMU_CONTAINER_GATEWAY": "0"}
+               "SMEMU_S3_STORE": self.store, "SMEMU_CONTAINER_GATEWAY": "0", **self.env}
         started = time.perf_counter()
         with (self.home.parent / f"{self.home.name}.log").open("ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "emulator.cli", "serve"], env=env,
@@ -79,6 +79,12 @@ class Serve:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no clean stop."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
             self.process.wait(60)
 
     def health(self) -> dict[str, Any]:

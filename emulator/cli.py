@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from emulator.config import Settings, load_settings
+from emulator.polling import poll_until
 
 
 def export_lines(settings: Settings) -> list[str]:
@@ -88,18 +88,24 @@ def cmd_up(args: argparse.Namespace) -> int:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         pid_file.write_text(str(process.pid))
-        deadline = time.monotonic() + args.timeout
-        while not port_is_open(settings.host, settings.port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                print(f"sagemaker-emulator did not start; see {log_file}:", file=sys.stderr)
-                print(log_file.read_text()[-4000:], file=sys.stderr)
-                return 1
-            time.sleep(0.1)
+        if not poll_until(lambda: port_is_open(settings.host, settings.port), args.timeout, 0.1,
+                          give_up=lambda: process.poll() is not None):
+            print(f"sagemaker-emulator did not start; see {log_file}:", file=sys.stderr)
+            print(log_file.read_text()[-4000:], file=sys.stderr)
+            return 1
         print(f"sagemaker-emulator answers on {settings.endpoint_url} (pid {process.pid}, log {log_file})")
     print("Point your AWS clients at it:")
     for line in export_lines(settings):
         print(f"  {line}")
     return 0
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -116,13 +122,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         pid_file.unlink(missing_ok=True)
         print("background emulator was not running")
         return 0
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
+    poll_until(lambda: not _process_exists(pid), 60, 0.1)
     pid_file.unlink(missing_ok=True)
     print(f"stopped sagemaker-emulator (pid {pid})")
     return 0

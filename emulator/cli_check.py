@@ -94,8 +94,6 @@ def options_from(args: argparse.Namespace) -> Any:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run the check and print the table; 0 when no rule failed, 1 when one did, 2 on bad input or no engine."""
-    import docker
-    import docker.errors
     from botocore.exceptions import ClientError
 
     from emulator.contract import (
@@ -106,6 +104,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         render_table,
         run_check,
     )
+    from emulator.runtime.docker_client import docker_client, docker_errors
 
     try:
         options = options_from(args)
@@ -114,8 +113,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"smemu check: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        docker.from_env().ping()
-    except docker.errors.DockerException as exc:
+        docker_client().ping()
+    except docker_errors.DockerException as exc:
         print(f"smemu check: no Docker engine answers ({exc}); start one (scripts/install-docker)", file=sys.stderr)
         return EXIT_USAGE
     print(f"checking {args.image} as a {args.kind} container through the emulator...", file=sys.stderr, flush=True)

@@ -59,12 +59,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Push LOCAL_IMAGE to the local registry as REPO:TAG and mirror it into ECR."""
-    import docker
-    import docker.errors
-
     from emulator.ecr import PushFailed, push_image
     from emulator.images import InvalidImageReference, ecr_uri, parse_image, parse_repository_and_tag
     from emulator.registry import RegistryUnavailable, get_registry
+    from emulator.runtime.factory import local_engine
+    from emulator.runtime.spec import ImageNotFound, RuntimeError_
 
     settings = _settings(args)
     region = args.region or settings.region
@@ -83,11 +82,11 @@ def cmd_push(args: argparse.Namespace) -> int:
         return 1
     say = (lambda _line: None) if args.quiet else (lambda line: print(line, flush=True))
     try:
-        result = push_image(docker.from_env(), args.local_image, repository, tag, get_registry(settings), progress=say)
-    except docker.errors.ImageNotFound:
+        result = push_image(local_engine(), args.local_image, repository, tag, get_registry(settings), progress=say)
+    except ImageNotFound:
         print(f"smemu ecr push: no local image {args.local_image!r} (see `docker images`)", file=sys.stderr)
         return 1
-    except (PushFailed, RegistryUnavailable) as exc:
+    except (PushFailed, RegistryUnavailable, RuntimeError_) as exc:
         print(f"smemu ecr push: {exc}", file=sys.stderr)
         return 1
     uri = ecr_uri(settings.account_id, region, repository, tag)
@@ -135,9 +134,14 @@ def cmd_login(args: argparse.Namespace) -> int:
         done = subprocess.run([docker_cli, "login", "--username", user, "--password-stdin", registry.address],
                               input=password.encode(), check=False)
         return done.returncode
-    import docker
+    from emulator.runtime.factory import local_engine
+    from emulator.runtime.spec import RuntimeError_
 
-    print(docker.from_env().login(username=user, password=password, registry=registry.url).get("Status", "ok"))
+    try:
+        print(local_engine().login(registry.url, user, password))
+    except RuntimeError_ as exc:
+        print(f"smemu ecr login: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

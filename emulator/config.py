@@ -129,6 +129,10 @@ class Settings:
     """SMEMU_S3_SYNC: make the managed MinIO sync(2) after every object it commits (MINIO_FS_OSYNC), so
     an acknowledged PUT also survives a power loss at once rather than after the filesystem's next
     journal commit. Off by default: sync(2) flushes the whole machine's dirty pages on every PUT."""
+    aws_journal_compact_after: int = 500
+    """SMEMU_AWS_JOURNAL_COMPACT_AFTER: changes to moto's AWS state (IAM, Logs, ECR...) journaled after the
+    last checkpoint before the journal is compacted into a new one; bounds what a restart replays
+    (docs/state-format.md). 0 turns compaction off: every start replays the whole journal."""
     minio_binary: Path | None = None
     """SMEMU_MINIO_BINARY: the MinIO server to run for the 'minio' store (default: scripts/build-minio's
     cache under SMEMU_CACHE, then `minio` on PATH)."""
@@ -239,6 +243,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_store=_s3_store(env.get("SMEMU_S3_STORE"), env.get("SMEMU_S3_ENDPOINT")),
         s3_endpoint=env.get("SMEMU_S3_ENDPOINT") or None,
         s3_sync=parse_bool(env.get("SMEMU_S3_SYNC"), False),
+        aws_journal_compact_after=_count(text("AWS_JOURNAL_COMPACT_AFTER", str(defaults.aws_journal_compact_after)),
+                                         "SMEMU_AWS_JOURNAL_COMPACT_AFTER"),
         minio_binary=Path(env["SMEMU_MINIO_BINARY"]).expanduser() if env.get("SMEMU_MINIO_BINARY") else None,
         cache_dir=Path(text("CACHE", str(defaults.cache_dir))).expanduser(),
         s3_access_key=text("S3_ACCESS_KEY", defaults.s3_access_key),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emulator.config import Settings
+from emulator.runtime.spec import LocalEngine, RuntimeError_
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,36 +28,33 @@ def _script(name: str) -> str:
     return str(path) if path.exists() else f"scripts/{name} (in the sagemaker-emulator checkout)"
 
 
-def check_engine() -> tuple[Check, object | None]:
-    """The Docker engine answers on its socket."""
-    try:
-        import docker
+def check_engine() -> tuple[Check, LocalEngine | None]:
+    """The Docker engine answers on its socket (through the runtime seam: emulator/runtime)."""
+    from emulator.runtime.factory import local_engine
 
-        client = docker.from_env(timeout=5)
-        version = client.version()
-        return Check("docker engine", True, f"Docker {version.get('Version')} API {version.get('ApiVersion')}"), client
-    except Exception as exc:  # docker-py raises several unrelated types for "not there"
+    try:
+        engine = local_engine()
+        return Check("docker engine", True, engine.engine_version()), engine
+    except RuntimeError_ as exc:
         return Check("docker engine", False, f"not reachable: {exc}", f"sudo {_script('install-docker')}"), None
 
 
-def check_base_image(client: object | None, settings: Settings) -> Check:
+def check_base_image(engine: LocalEngine | None, settings: Settings) -> Check:
     """The offline base image that sample containers build from exists."""
-    if client is None:
+    if engine is None:
         return Check("base image", False, "engine not reachable", f"sudo {_script('install-docker')}")
-    try:
-        image = client.images.get(settings.base_image)  # type: ignore[attr-defined]
-    except Exception:
+    image_id = engine.image_id(settings.base_image)
+    if image_id is None:
         return Check("base image", False, f"{settings.base_image} missing",
                      "sudo smemu base-image (needs mmdebstrap), or build FROM an image you can pull")
-    return Check("base image", True, f"{settings.base_image} {image.short_id}")
+    return Check("base image", True, f"{settings.base_image} {image_id.removeprefix('sha256:')[:12]}")
 
 
-def check_nvidia(client: object | None, runtime: str = "nvidia") -> Check:
+def check_nvidia(engine: LocalEngine | None, runtime: str = "nvidia") -> Check:
     """The GPU runtime (SMEMU_GPU_RUNTIME) is registered with the engine (only for GPU types)."""
-    if client is None:
+    if engine is None:
         return Check("nvidia runtime", False, "engine not reachable")
-    runtimes = client.info().get("Runtimes", {})  # type: ignore[attr-defined]
-    if runtime == "default" or runtime in runtimes:
+    if engine.gpus_available():
         return Check("nvidia runtime", True, f"runtime {runtime!r} registered")
     return Check(
         "nvidia runtime", True,
@@ -99,11 +97,14 @@ def check_s3(settings: Settings) -> Check:
 
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in dependency order."""
-    engine, client = check_engine()
+    from emulator.runtime.docker_backend import configure_gpu_runtime
+
+    configure_gpu_runtime(settings.gpu_runtime)  # the engine's GPU check looks for this runtime
+    found, engine = check_engine()
     return [
-        engine,
-        check_base_image(client, settings),
+        found,
+        check_base_image(engine, settings),
         check_registry(),
-        check_nvidia(client, settings.gpu_runtime),
+        check_nvidia(engine, settings.gpu_runtime),
         check_s3(settings),
     ]

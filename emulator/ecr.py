@@ -4,7 +4,8 @@ moto's ECR answers the API (repositories, DescribeImages, ...) but its URIs and 
 fake: nothing can ``docker push`` to them (research/env-feasibility.md §4). So:
 
 * :func:`push_image` tags a local image ``127.0.0.1:<port>/<repo>:<tag>`` and pushes it into
-  the emulator's registry through docker-py (``smemu ecr push`` and tests use it);
+  the emulator's registry through this machine's engine (``LocalEngine.push_image``;
+  ``smemu ecr push`` and tests use it);
 * :class:`EcrMirror` (inside the emulator process, where moto lives) reads the pushed manifest
   back from the registry and records it in moto's ECR backend with the **real** manifest, digest
   and compressed size, creating the repository when needed. ``DescribeImages``,
@@ -37,6 +38,7 @@ from typing import Any
 
 from emulator.images import ecr_uri
 from emulator.registry import LocalRegistry, Manifest, RegistryUnavailable
+from emulator.runtime.spec import EngineUnavailable, ImageNotFound, LocalEngine, RuntimeError_
 
 log = logging.getLogger(__name__)
 
@@ -65,27 +67,22 @@ class PushResult:
     """``127.0.0.1:<port>/<repo>:<tag>``, runnable and pullable on this machine."""
 
 
-def push_image(client: Any, local_image: str, repository: str, tag: str, registry: LocalRegistry,
+def push_image(engine: LocalEngine, local_image: str, repository: str, tag: str, registry: LocalRegistry,
                progress: Callable[[str], None] | None = None) -> PushResult:
     """Tag ``local_image`` into the local registry and push it; returns the pushed digest.
 
-    ``client`` is a docker-py ``DockerClient``. The registry is started if it is not running.
-    Raises :class:`PushFailed` with Docker's message, or ``docker.errors.ImageNotFound`` when the
-    local image does not exist.
+    ``engine`` is this machine's engine (the runtime seam). The registry is started if it is
+    not running. Raises :class:`PushFailed` with the engine's message, or
+    :class:`~emulator.runtime.spec.ImageNotFound` when the local image does not exist.
     """
     address = registry.ensure_running()
     target = f"{address}/{repository}"
-    image = client.images.get(local_image)
-    image.tag(target, tag=tag)
-    digest = ""
-    for event in client.images.push(target, tag=tag, stream=True, decode=True):
-        if "error" in event or "errorDetail" in event:
-            message = event.get("error") or event.get("errorDetail", {}).get("message")
-            raise PushFailed(f"pushing {local_image} to {target}:{tag} failed: {message}")
-        aux = event.get("aux") or {}
-        digest = aux.get("Digest", digest)
-        if progress is not None and event.get("status") and not event.get("progressDetail"):
-            progress(f"{event.get('id', '')} {event['status']}".strip())
+    try:
+        digest = engine.push_image(local_image, target, tag, progress)
+    except (ImageNotFound, EngineUnavailable):
+        raise
+    except RuntimeError_ as exc:
+        raise PushFailed(str(exc)) from exc
     if not digest:
         manifest = registry.manifest(repository, tag)
         if manifest is None:

@@ -22,12 +22,11 @@ or a ValidationException.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from emulator.registry import Manifest, RegistryUnavailable
-from emulator.runtime.spec import ImageNotFound
+from emulator.runtime.spec import EngineUnavailable, ImageNotFound, LocalEngine, RuntimeError_
 
 DEFAULT_TAG = "latest"
 _ECR_HOST = re.compile(
@@ -225,14 +224,15 @@ class MissingImage(ImageNotFound):
 
 
 class ImageResolver:
-    """Resolves image references to images the Docker engine can run, without the internet.
+    """Resolves image references to images this machine's engine can run, without the internet.
 
-    ``client`` is a docker-py ``DockerClient``; ``registry`` the emulator's local registry (None:
-    ECR URIs resolve only to local images of that exact name).
+    ``engine`` is this machine's :class:`~emulator.runtime.spec.LocalEngine` (the runtime seam);
+    ``registry`` the emulator's local registry (None: ECR URIs resolve only to local images of
+    that exact name).
     """
 
-    def __init__(self, client: Any, registry: Registry | None) -> None:
-        self.client = client
+    def __init__(self, engine: LocalEngine, registry: Registry | None) -> None:
+        self.engine = engine
         self.registry = registry
 
     def resolve(self, image: str) -> str:
@@ -281,57 +281,19 @@ class ImageResolver:
         return ref.in_registry(self.registry.address)
 
     def _local(self, image: str) -> bool:
-        import docker.errors
-
-        try:
-            self.client.images.get(image)
-            return True
-        except docker.errors.ImageNotFound:
-            return False
-        except docker.errors.APIError as exc:
-            if exc.status_code in (400, 404):  # a malformed name is simply not a local image
-                return False
-            raise
+        return self.engine.image_id(image) is not None
 
     def _pull(self, image: str, source: str) -> None:
-        import docker.errors
-
-        ref = parse_image(source)
         try:
-            self.client.images.pull(f"{ref.registry}/{ref.repository}", tag=ref.digest or ref.effective_tag)
-        except docker.errors.APIError as exc:
-            raise MissingImage(image, parse_image(image), registry_problem=f"pulling {source} failed: "
-                               f"{exc.explanation or exc}") from exc
+            self.engine.pull_image(source)
+        except EngineUnavailable:
+            raise
+        except RuntimeError_ as exc:
+            raise MissingImage(image, parse_image(image), registry_problem=f"pulling {source} failed: {exc}") from exc
 
 
-_client_lock = threading.Lock()
-_client: Any = None
-
-
-def resolver_for(settings: Any, client: Any = None) -> ImageResolver:
+def resolver_for(settings: Any, engine: LocalEngine) -> ImageResolver:
     """The resolver the platform uses: this machine's engine plus the settings' local registry."""
-    global _client
     from emulator.registry import get_registry
 
-    if client is None:
-        with _client_lock:
-            if _client is None:
-                import docker
-
-                _client = docker.from_env()
-            client = _client
-    return ImageResolver(client, get_registry(settings))
-
-
-def resolve_image(image: str, settings: Any) -> str:
-    """What the platform calls before ``RuntimeBackend.ensure_image``: the reference to run.
-
-    Raises :class:`MissingImage` (an ``ImageNotFound``); use ``exc.reason(kind, ...)`` for the
-    FailureReason or ValidationException text SageMaker gives.
-    """
-    return resolver_for(settings).resolve(image)
-
-
-def missing_image(image: str, settings: Any) -> MissingImage | None:
-    """Without pulling: None when ``image`` resolves, else the error (for synchronous validation)."""
-    return resolver_for(settings).find_missing(image)
+    return ImageResolver(engine, get_registry(settings))

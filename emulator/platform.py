@@ -2,29 +2,87 @@
 
 The gateway knows wire protocols; the services here know SageMaker's behaviour. A service
 is any object whose methods are named after the operations it executes
-(``create_training_job(request, ctx)``), with optional ``start()`` (re-adopt work after a
-restart) and ``stop()`` hooks.
+(``create_training_job(request, ctx)``), with ``start()`` (re-adopt work after a restart) and
+``stop()`` hooks (:class:`Service`); what it serves on the edge it hands over as
+:class:`EdgeHandlers`. The runtime backend and this machine's engine are built here once and
+injected into the services (DESIGN.md decision 9).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
 
+from emulator.answers import StreamedAnswer
 from emulator.config import Settings
 from emulator.context import CallContext
+from emulator.errors import ValidationError
 from emulator.objectstore import ObjectStore
-from emulator.runtime.spec import EngineUnavailable, RuntimeBackend, RuntimeError_
+from emulator.runtime.spec import LocalEngine, RuntimeBackend
 from emulator.s3 import S3Store
 from emulator.store import Store
 
 log = logging.getLogger(__name__)
 
+RuntimeHandler = Callable[[dict[str, Any], CallContext], Mapping[str, Any]]
+"""``(parsed request, ctx) -> result`` of one sagemaker-runtime operation."""
+StreamingHandler = Callable[[str, dict[str, Any], CallContext], StreamedAnswer]
+"""``(operation, parsed request, ctx) -> answer`` of an operation whose answer streams."""
+
+
+class Service(Protocol):
+    """A platform service: methods named after the operations it executes (the control plane
+    finds them by name), plus the platform's two hooks."""
+
+    def start(self) -> None:
+        """Re-adopt or settle work a previous run of the emulator left."""
+
+    def stop(self) -> None:
+        """End background work (containers may be left to be re-adopted)."""
+
+
+@dataclass
+class EdgeHandlers:
+    """What a service hands the edge, which alone speaks HTTP.
+
+    ``runtime``: sagemaker-runtime operations answered with a result the edge serializes;
+    ``streaming``: operations whose answer streams (:class:`~emulator.answers.StreamedAnswer`);
+    ``views``: read-only emulator views served under /_smemu/; ``data_plane``: called with the
+    edge's data plane once its front processes run (emulator/edge/supervisor.py).
+    """
+
+    runtime: dict[str, RuntimeHandler] = field(default_factory=dict)
+    streaming: dict[str, StreamingHandler] = field(default_factory=dict)
+    views: dict[str, Callable[[str], Any]] = field(default_factory=dict)
+    data_plane: list[Callable[[Any], None]] = field(default_factory=list)
+
+    def merge(self, other: EdgeHandlers) -> None:
+        """Add ``other``'s handlers; ones already present win."""
+        for mine, theirs in ((self.runtime, other.runtime), (self.streaming, other.streaming),
+                             (self.views, other.views)):
+            for name, handler in theirs.items():
+                mine.setdefault(name, handler)  # type: ignore[attr-defined]
+        self.data_plane.extend(other.data_plane)
+
+    def runtime_handler(self) -> Callable[[str, dict[str, Any], CallContext], Mapping[str, Any]]:
+        """One callable over the runtime operations (the edge's ``runtime``)."""
+        operations = self.runtime
+
+        def call(operation: str, request: dict[str, Any], ctx: CallContext) -> Mapping[str, Any]:
+            handler = operations.get(operation)
+            if handler is None:
+                raise ValidationError(f"{operation} is not supported by the emulator.")
+            return handler(request, ctx)
+
+        return call
+
 
 class Platform:
     """Everything the services share, built once per emulator process."""
 
-    def __init__(self, settings: Settings, object_store: ObjectStore | None = None) -> None:
+    def __init__(self, settings: Settings, object_store: ObjectStore | None = None, *,
+                 engine: LocalEngine | None = None, backend: RuntimeBackend | None = None) -> None:
         self.settings = settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         settings.work_dir.mkdir(parents=True, exist_ok=True)
@@ -32,23 +90,22 @@ class Platform:
         self.object_store = object_store
         """Where S3 objects live (started and stopped by the server, not here)."""
         self.s3 = S3Store(settings, object_store)
-        self.services: list[object] = []
-        self.runtime_handler: Callable[[str, dict[str, Any], CallContext], Mapping[str, Any]] | None = None
-        self.streaming_handlers: dict[str, Any] = {}
-        self.views: dict[str, Callable[[str], Any]] = {}
-        """Read-only emulator views the edge serves under /_smemu/ (``endpoint-models``)."""
+        self.services: list[Service] = []
+        self.edge = EdgeHandlers()
+        """What the services hand the edge: runtime operations, streamed answers, read-only views."""
         from emulator.credentials import CredentialBroker
 
         self.credentials = CredentialBroker.from_settings(settings)
         self.gateway_url: str | None = None
         """Where containers reach the emulator; set by the server once the container gateway listens."""
-        from emulator.runtime.factory import backend_for
-        from emulator.runtime.lazy import LazyBackend
+        from emulator.runtime.factory import backend_for, local_engine
+        from emulator.runtime.lazy import LazyBackend, LazyEngine
 
-        self.backend_factory: Callable[[], RuntimeBackend] = lambda: backend_for(settings)
-        """Makes the runtime backend SMEMU_RUNTIME names (emulator/runtime/factory.py)."""
-        self.backend: RuntimeBackend = LazyBackend(self.backend_factory)
-        """The runtime backend the services are given (connected on first use)."""
+        self.engine: LocalEngine = engine or LazyEngine(local_engine)
+        """This machine's engine (images, registry pushes, the gateway network), connected on first use."""
+        self.backend: RuntimeBackend = backend or (
+            LazyBackend(lambda: backend_for(settings)) if settings.runtime == "kubernetes" else self.engine)
+        """The runtime backend SMEMU_RUNTIME names, injected into the services (connected on first use)."""
 
     def resolve_image(self, image: str) -> str:
         """The image reference to run: emulator/images.py's policy, then the backend's exact lookup.
@@ -60,13 +117,7 @@ class Platform:
 
         if self.settings.runtime == "kubernetes":  # the backend applies the policy for its cluster
             return self.backend.ensure_image(image)
-        try:
-            resolved = resolver_for(self.settings).resolve(image)
-        except RuntimeError_:
-            raise
-        except Exception as exc:  # docker-py could not reach the engine to look the image up
-            raise EngineUnavailable(f"looking up image {image}: cannot reach the Docker engine ({exc})") from exc
-        return self.backend.ensure_image(resolved)
+        return self.backend.ensure_image(resolver_for(self.settings, self.engine).resolve(image))
 
     @property
     def home_id(self) -> str:
@@ -98,9 +149,12 @@ class Platform:
         return container_environment(role_arn, self.settings, self.credentials, gateway_url=self.gateway_url,
                                      region=region)
 
-    def add_service(self, service: object) -> None:
-        """Register a service; earlier services win when two define the same operation."""
+    def add_service(self, service: Service, handlers: EdgeHandlers | None = None) -> None:
+        """Register a service, with what it hands the edge; earlier services win when two define
+        the same operation."""
         self.services.append(service)
+        if handlers is not None:
+            self.edge.merge(handlers)
 
     def default_context(self) -> CallContext:
         """A context for work the platform starts by itself (recovery after a restart)."""
@@ -109,19 +163,15 @@ class Platform:
     def start(self) -> None:
         """Let each service re-adopt or settle work left from a previous run."""
         for service in self.services:
-            start = getattr(service, "start", None)
-            if callable(start):
-                start()
+            service.start()
 
     def stop(self) -> None:
         """Stop background work; running containers are left to be re-adopted next start."""
         for service in reversed(self.services):
-            stop = getattr(service, "stop", None)
-            if callable(stop):
-                try:
-                    stop()
-                except Exception:
-                    log.exception("stopping %s failed", type(service).__name__)
+            try:
+                service.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(service).__name__)
         self.store.close()
 
 
@@ -140,10 +190,11 @@ def build_platform(settings: Settings, object_store: ObjectStore | None = None) 
     from emulator.tuning.service import TuningService
 
     platform = Platform(settings, object_store)
-    training = TrainingService(platform)
+    training = TrainingService(platform, platform.backend)
     training.container_environment = lambda request: platform.container_environment(request.get("RoleArn"))
     platform.add_service(training)
-    platform.add_service(HostingService(platform))
+    hosting = HostingService(platform, platform.backend)
+    platform.add_service(hosting, hosting.edge_handlers())
     platform.add_service(ProcessingService(platform, platform.backend))
     platform.add_service(TransformService(platform, platform.backend))
     platform.add_service(TuningService(platform, training))

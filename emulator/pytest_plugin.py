@@ -272,12 +272,12 @@ def smemu_contract(smemu_emulator: Any) -> Any:
 @pytest.fixture(scope="session")
 def smemu_docker() -> Iterator[Any]:
     """A docker-py client; skips when no engine answers. Configures testcontainers once."""
-    import docker.errors
+    from emulator.runtime.docker_client import docker_errors
 
     try:
         client = docker_client()
         client.ping()
-    except docker.errors.DockerException as exc:
+    except docker_errors.DockerException as exc:
         _skip(f"Docker UNAVAILABLE: no engine answers ({exc}); start one (scripts/install-docker)")
     configure_testcontainers(client)
     reap_orphans(client)
@@ -314,11 +314,11 @@ def smemu_emulator_image(smemu_docker: Any, pytestconfig: pytest.Config) -> str:
     image = os.environ.get("SMEMU_EMULATOR_IMAGE", DEFAULT_EMULATOR_IMAGE)
     root = project_root(pytestconfig.rootpath)
     if root is not None and os.environ.get("SMEMU_EMULATOR_IMAGE") is None:
-        import docker.errors
+        from emulator.runtime.docker_client import docker_errors
 
         try:
             build_emulator_image(smemu_docker, image, root)
-        except (docker.errors.DockerException, RuntimeError) as exc:
+        except (docker_errors.DockerException, RuntimeError) as exc:
             _skip(f"emulator image UNAVAILABLE: building {image} from {root}/Dockerfile failed: {exc}")
     elif not image_present(smemu_docker, image):
         _skip(f"emulator image UNAVAILABLE: {image} is not on this machine and images are never pulled; "

@@ -33,7 +33,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -41,6 +40,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from emulator.polling import poll_until
 
 log = logging.getLogger(__name__)
 
@@ -162,15 +163,12 @@ class LocalRegistry:
             self.state_path.write_text(json.dumps({
                 "pid": child.pid, "port": self.port, "config": str(self.config_path), "binary": binary,
             }))
-            deadline = time.monotonic() + timeout
-            while not self.healthy():
-                if child.poll() is not None or time.monotonic() > deadline:
-                    self._reap()
-                    raise RegistryUnavailable(
-                        f"the image registry ({binary}) did not start on {self.address}; "
-                        f"its log {self.log_path} ends with:\n{_tail(self.log_path)}"
-                    )
-                time.sleep(0.02)
+            if not poll_until(self.healthy, timeout, 0.02, give_up=lambda: child.poll() is not None):
+                self._reap()
+                raise RegistryUnavailable(
+                    f"the image registry ({binary}) did not start on {self.address}; "
+                    f"its log {self.log_path} ends with:\n{_tail(self.log_path)}"
+                )
             log.info("image registry started on %s (pid %s, data in %s)", self.address, child.pid, self.data_dir)
         return self.address
 
@@ -208,9 +206,7 @@ class LocalRegistry:
                 self._reap()
                 return False
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _alive(pid, self._child) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            poll_until(lambda: not _alive(pid, self._child), timeout)
             if _alive(pid, self._child):
                 os.kill(pid, signal.SIGKILL)
             self._reap()

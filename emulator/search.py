@@ -35,6 +35,12 @@ class SearchService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    def start(self) -> None:
+        """Nothing to re-adopt: records only."""
+
+    def stop(self) -> None:
+        """No background work."""
+
     def search(self, request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Matching records, sorted and paged; a resource type the platform does not own goes to moto."""
         resource = request["Resource"]

@@ -17,7 +17,6 @@ import logging
 import socket
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from emulator.gateway.protocol import load_service_model
 from emulator.homelock import HomeLock
 from emulator.objectstore import ObjectStore, open_store
 from emulator.platform import Platform, build_platform
+from emulator.polling import poll_until
 from emulator.runtime.docker_backend import configure_gpu_runtime, configure_host_paths
 from emulator.runtime.naming import configure_home, home_id
 
@@ -62,9 +62,9 @@ def build_application(settings: Settings, object_store: ObjectStore,
         moto=moto,
         default_region=settings.region,
         account_id=settings.account_id,
-        runtime=platform.runtime_handler,
-        streaming=platform.streaming_handlers,
-        views=platform.views,
+        runtime=platform.edge.runtime_handler(),
+        streaming=platform.edge.streaming,
+        views=platform.edge.views,
         s3=object_store.edge_app(moto),
         status=lambda: {"s3": object_store.describe(), "aws_state": aws_state.describe()},
     )
@@ -126,7 +126,7 @@ def with_dashboard(app: Any, platform: Platform) -> Any:
     from emulator.observe.dashboard import DashboardMiddleware
     from emulator.observe.views import Observer
 
-    return DashboardMiddleware(app, Observer(platform.store, platform.settings, platform.views), platform.settings)
+    return DashboardMiddleware(app, Observer(platform.store, platform.settings, platform.edge.views), platform.settings)
 
 
 class EmulatorServer:
@@ -141,7 +141,7 @@ class EmulatorServer:
         try:
             self.object_store = open_store(settings)
             self.object_store.start()  # MinIO starts while the journal replays and the platform builds
-            self.aws_state = AwsState(settings.state_dir / "aws-journal.jsonl")
+            self.aws_state = AwsState(settings.state_dir / "aws-journal.jsonl", settings.aws_journal_compact_after)
             self.app, self.platform = build_application(settings, self.object_store, self.aws_state)
             self.object_store.wait_ready()
         except BaseException:
@@ -219,11 +219,9 @@ class EmulatorServer:
             settings.work_dir / "edge-spool",
             invoke_header_rules(),
         ).start()
-        self.platform.views["data-plane"] = self.supervisor.describe
-        for service in self.platform.services:
-            attach = getattr(service, "attach_data_plane", None)
-            if callable(attach):
-                attach(self.supervisor)
+        self.platform.edge.views["data-plane"] = self.supervisor.describe
+        for attach in self.platform.edge.data_plane:
+            attach(self.supervisor)
 
     def _start_gateway(self) -> None:
         """Serve the container gateway on 169.254.170.2 (emulator/container_gateway.py).
@@ -231,31 +229,29 @@ class EmulatorServer:
         Without it containers get no credentials and no endpoints (the emulator still serves).
         """
         from emulator.container_gateway import ContainerGateway, GatewayAuth
-        from emulator.runtime.docker_backend import get_backend
 
         settings = self.settings
         home = home_id(settings.home)
+        engine = self.platform.engine
         try:
-            backend = get_backend()
             auth = GatewayAuth(with_policy(self.wsgi_app, settings), self.platform.credentials,
                                iam_enforce=lambda: bool(self.platform.settings.iam_enforce),
                                max_body_bytes=settings.max_request_bytes,
-                               subnets=lambda: [*backend.container_subnets(home), *self._cluster_subnets(home)])
-            self._gateway = ContainerGateway(auth, self.port, backend.ensure_gateway_network,
+                               subnets=lambda: [*engine.container_subnets(home), *self._cluster_subnets(home)])
+            self._gateway = ContainerGateway(auth, self.port, engine.ensure_gateway_network,
                                              max_body_bytes=MAX_BODY_BYTES,
-                                             watch_network=backend.watch_gateway_network).start()
+                                             watch_network=engine.watch_gateway_network).start()
             self.platform.gateway_url = self._gateway.url
         except Exception as exc:  # no engine, or not on the Docker host: the emulator still serves
             log.warning("containers will not reach the emulator: %s", exc)
 
     def _cluster_subnets(self, home: str) -> list[str]:
-        """With SMEMU_RUNTIME=kubernetes, where the cluster's pods reach the gateway from (none otherwise)."""
-        if self.settings.runtime != "kubernetes":
+        """Where the runtime's containers reach the gateway from when they do not run on this
+        machine's engine (SMEMU_RUNTIME=kubernetes: the cluster's pods); none otherwise."""
+        if self.platform.backend is self.platform.engine:
             return []
-        from emulator.runtime.factory import backend_for
-
         try:
-            return list(backend_for(self.settings).container_subnets(home))  # type: ignore[attr-defined]
+            return self.platform.backend.container_subnets(home)
         except Exception as exc:  # no cluster now: its pods cannot be calling either
             log.debug("no pod addresses for the gateway: %s", exc)
             return []
@@ -317,12 +313,13 @@ def port_is_open(host: str, port: int) -> bool:
 
 def _wait_until_accepting(host: str, port: int, deadline: float) -> None:
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    end = time.monotonic() + deadline
-    while True:
+
+    def accepting() -> bool:
         try:
             with socket.create_connection((connect_host, port), timeout=0.5):
-                return
+                return True
         except OSError:
-            if time.monotonic() > end:
-                raise RuntimeError(f"the edge port {connect_host}:{port} did not open in {deadline} s")
-            time.sleep(0.02)
+            return False
+
+    if not poll_until(accepting, deadline, 0.02):
+        raise RuntimeError(f"the edge port {connect_host}:{port} did not open in {deadline} s")

@@ -39,6 +39,12 @@ class TagService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    def start(self) -> None:
+        """Nothing to re-adopt: records only."""
+
+    def stop(self) -> None:
+        """No background work."""
+
     def _owned(self, arn: str) -> str:
         parsed = parse_arn(arn)
         if parsed is None or parsed[0] not in OWNED_RESOURCE_TYPES:

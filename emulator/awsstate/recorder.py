@@ -8,6 +8,12 @@ Design: a write-ahead journal of changes, replayed at start (DESIGN.md decision 
   gets its answer (journal.py says what is synced when).
 * At start the journal is replayed into the fresh moto of the new process, each change under
   the seed and time it first ran with: the same ids and timestamps come back.
+* Compaction keeps that replay short: at start, at a clean stop, and whenever
+  ``compact_after`` changes have been appended since the last one, the journal is rewritten as
+  a checkpoint of moto's backends (snapshot.py) that the following changes append to. The
+  changes folded into it move to the history file, which only a different moto release reads:
+  it cannot load the checkpoint (a pickle of one release's objects), so it replays the
+  history once, then writes its own checkpoint.
 
 Why requests and not a dump of moto's objects: a request is in AWS's own documented wire
 format, which every moto release reads, so a newer release rebuilds the same state without
@@ -33,8 +39,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from emulator.awsstate import determinism
-from emulator.awsstate.journal import Entry, Journal, JournalError, read_journal
+from emulator.awsstate import determinism, snapshot
+from emulator.awsstate.journal import (
+    SNAPSHOT,
+    Entry,
+    Journal,
+    JournalError,
+    append_history,
+    last_sequence,
+    read_journal,
+    snapshot_data,
+    snapshot_entry,
+    write_compacted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +129,42 @@ def direct_write(name: str, args: dict[str, Any]) -> Any:
     return state.write(name, args)
 
 
+COMPACT_AFTER = 500
+"""Changes appended after the last checkpoint before the journal is compacted again (about 2 s of
+replay on a loaded 2-core machine: the most a restart after kill -9 replays)."""
+
+
+def history_path(journal: Path) -> Path:
+    """Where the changes folded into a journal's checkpoint are kept, in order."""
+    return journal.with_name(journal.stem + ".history.jsonl")
+
+
 class AwsState:
     """The journal of one emulator home, and the lock every change to moto goes through."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, compact_after: int = COMPACT_AFTER) -> None:
         self.path = path
+        self.history = history_path(path)
+        self.compact_after = compact_after
+        """0: never compact (every start replays the whole journal)."""
         self._lock = threading.RLock()
         self.replayed = 0
         self.replay_seconds = 0.0
+        self.restored_from = "empty"
+        """``empty``, ``journal`` (changes replayed), ``checkpoint`` (loaded, then the changes after it
+        replayed) or ``history`` (the checkpoint was another moto release's: the history replayed)."""
         self.diverged = 0
         """Replayed changes moto did not accept again (logged; each means the rebuilt state differs)."""
+        self.compactions = 0
+        self.checkpoint_sequence = 0
         self._journal: Journal | None = None
+        self._tail = 0
+        """Changes in the journal after its checkpoint."""
+        self._next_compaction = self.compact_after
+        self._history_last = 0
+        self._wake = threading.Event()
+        self._stopping = False
+        self._compactor: threading.Thread | None = None
 
     # -- start and stop -----------------------------------------------------------------------
 
@@ -139,31 +181,143 @@ class AwsState:
                 f"for this SMEMU_HOME.")
         started = time.monotonic()
         _header, entries = read_journal(self.path)
+        checkpoint = entries.pop(0) if entries and entries[0].get("kind") == SNAPSHOT else None
+        if checkpoint is not None:
+            self._restore_checkpoint(checkpoint, moto_app)
+            self.checkpoint_sequence = int(checkpoint["n"])
+        elif entries:
+            self.restored_from = "journal"
         for entry in entries:
             self._replay(entry, moto_app)
-        self.replayed = len(entries)
+        self.replayed += len(entries)
         self.replay_seconds = time.monotonic() - started
-        if entries:
-            log.info("AWS state: replayed %d changes from %s in %.2f s", len(entries), self.path,
-                     self.replay_seconds)
-        next_sequence = int(entries[-1].get("n", len(entries))) + 1 if entries else 1
-        self._journal = Journal(self.path, next_sequence)
+        if self.restored_from != "empty":
+            log.info("AWS state: restored from the %s of %s (%d changes replayed) in %.2f s", self.restored_from,
+                     self.path, self.replayed, self.replay_seconds)
+        last = int(entries[-1].get("n", 0)) if entries else self.checkpoint_sequence
+        if self.restored_from == "empty" and self.history.exists():
+            orphan = self.history.with_name(f"{self.history.name}.{int(time.time())}.orphaned")
+            log.warning("AWS state: %s has no journal beside it any more (removed to start empty?); moved to %s",
+                        self.history, orphan)
+            self.history.rename(orphan)
+        self._history_last = last_sequence(self.history)
+        self._journal = Journal(self.path, last + 1)
+        self._tail = len(entries)
+        if self.compact_after and (self._tail or self.restored_from == "history"):
+            with self._lock:
+                self._compact_safely()
+        self._compactor = threading.Thread(target=self._compact_loop, name="smemu-journal-compact", daemon=True)
+        self._compactor.start()
         with _active_lock:
             _active.append(self)
 
+    def _restore_checkpoint(self, checkpoint: Entry, moto_app: WsgiApp) -> None:
+        """Load the checkpoint; when this moto release cannot, replay the history it was made from."""
+        release, written_by = snapshot.moto_release(), str(checkpoint.get("moto"))
+        if written_by == release:
+            try:
+                snapshot.install(snapshot.load(snapshot_data(self.path, checkpoint)))
+                self.restored_from = "checkpoint"
+                return
+            except snapshot.SnapshotError as exc:
+                why = str(exc)
+        else:
+            why = f"it was written with moto {written_by} and this installation has moto {release}"
+        sequence = int(checkpoint["n"])
+        _header, history = read_journal(self.history)
+        changes = [entry for entry in history if int(entry.get("n", 0)) <= sequence]
+        if not changes or int(changes[-1]["n"]) != sequence:
+            held = int(changes[-1]["n"]) if changes else 0
+            raise JournalError(
+                f"The AWS state checkpoint in {self.path} cannot be loaded ({why}), and the history that rebuilds "
+                f"it ({self.history}) holds changes up to {held} of {sequence}. Install moto {written_by} "
+                f"(pip install 'moto[server]=={written_by}') to start this SMEMU_HOME, or move {self.path.name} "
+                f"and {self.history.name} aside to start with empty AWS state (SageMaker records in "
+                f"resources.db are kept).")
+        log.warning("AWS state: the checkpoint in %s cannot be loaded (%s); replaying its %d changes from %s once",
+                    self.path, why, len(changes), self.history)
+        for entry in changes:
+            self._replay(entry, moto_app)
+        self.replayed += len(changes)
+        self.restored_from = "history"
+
     def close(self) -> None:
-        """Sync and close the journal."""
+        """Compact (a clean stop leaves a journal that loads at once), sync and close the journal."""
         with _active_lock:
             if self in _active:
                 _active.remove(self)
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        self._stopping = True
+        self._wake.set()
+        if self._compactor is not None:
+            self._compactor.join(30)
+            self._compactor = None
+        with self._lock:
+            if self._journal is not None and self._tail and self.compact_after:
+                self._compact_safely()
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
 
     def describe(self) -> dict[str, Any]:
         """What ``/_smemu/health`` shows."""
-        return {"journal": str(self.path), "replayed": self.replayed, "replay_seconds": round(self.replay_seconds, 3),
-                "diverged": self.diverged, "appended": self._journal.appended if self._journal else 0}
+        return {"journal": str(self.path), "restored_from": self.restored_from, "replayed": self.replayed,
+                "replay_seconds": round(self.replay_seconds, 3), "diverged": self.diverged,
+                "appended": self._journal.appended if self._journal else 0, "compactions": self.compactions,
+                "checkpoint": self.checkpoint_sequence, "changes_after_checkpoint": self._tail}
+
+    # -- compaction -----------------------------------------------------------------------------
+
+    def compact(self) -> None:
+        """Rewrite the journal as a checkpoint of the current state now (see the module doc)."""
+        with self._lock:
+            if self._journal is None:
+                raise JournalError("the AWS state journal is not open")
+            self._compact()
+
+    def _compact(self) -> None:
+        """Under the lock: checkpoint, move the folded changes to the history, swap the file in."""
+        journal = self._journal
+        assert journal is not None
+        data = snapshot.capture()
+        lines = self.path.read_bytes().splitlines()[1:]
+        if lines and lines[0].startswith(b'{"kind":"%s"' % SNAPSHOT.encode()):
+            lines = lines[1:]
+        self._history_last = append_history(self.history, lines, self._history_last)
+        sequence = journal.next_sequence - 1
+        journal.close()
+        try:
+            write_compacted(self.path, snapshot_entry(data, sequence, snapshot.moto_release()))
+        finally:
+            self._journal = Journal(self.path, sequence + 1, appended=journal.appended)
+        self.checkpoint_sequence = sequence
+        self._tail = 0
+        self._next_compaction = self.compact_after
+        self.compactions += 1
+
+    def _compact_safely(self) -> None:
+        """Compact; a failure is logged and leaves the journal as it was (longer, never wrong)."""
+        try:
+            self._compact()
+        except Exception:
+            log.exception("AWS state: compacting %s failed; it stays as it is, and is tried again after %d "
+                          "more changes", self.path, self.compact_after)
+            self._next_compaction = self._tail + self.compact_after
+
+    def _compact_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            with self._lock:
+                if self._journal is not None and self._tail >= self._next_compaction:
+                    self._compact_safely()
+
+    def _appended(self) -> None:
+        """Count a change appended after the checkpoint (under the lock); wake the compactor at the threshold."""
+        self._tail += 1
+        if self.compact_after and self._tail >= self._next_compaction:
+            self._wake.set()
 
     # -- changes --------------------------------------------------------------------------------
 
@@ -187,6 +341,7 @@ class AwsState:
                 payload = b"".join(chunks)  # moto answers in memory anyway
             if str(captured.get("status", "500")).startswith("2") and self._journal is not None:
                 self._journal.append(_http_entry(environ, body, seed, now), sync=True)
+                self._appended()
         return [payload]
 
     def write(self, name: str, args: dict[str, Any]) -> Any:
@@ -198,6 +353,7 @@ class AwsState:
                 result = function(**args)
             if self._journal is not None:
                 self._journal.append({"t": now, "seed": seed, "kind": "call", "name": name, "args": args}, sync=False)
+                self._appended()
         return result
 
     def _replay(self, entry: Entry, moto_app: WsgiApp) -> None:

@@ -25,9 +25,9 @@ _LISTEN = "0A"
 
 def docker_client() -> Any:
     """A docker-py client for the engine the emulator uses (DOCKER_HOST or the local socket)."""
-    import docker
+    from emulator.runtime.docker_client import docker_client as make_client
 
-    return docker.from_env()
+    return make_client()
 
 
 def image_labels(client: Any, image: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ import shutil
 import socket
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.config import Settings, load_settings
+from emulator.polling import poll_until
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +153,9 @@ def _remove_leftovers(settings: Settings) -> None:
     import hashlib
 
     try:
-        from emulator.runtime.docker_backend import get_backend
+        from emulator.runtime.factory import local_engine
 
-        backend = get_backend()
+        backend = local_engine()
         text = str(settings.home.resolve()).encode()
         for home_id in {hashlib.sha1(text).hexdigest()[:12], hashlib.sha256(text).hexdigest()[:12]}:
             backend.remove_labelled({"smemu.home": home_id})
@@ -165,16 +165,10 @@ def _remove_leftovers(settings: Settings) -> None:
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
     """Poll ``probe`` until it returns something truthy; TimeoutError naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, interval)
+    value = poll_until(probe, timeout, 0.05, backoff=1.5, max_interval=interval)
+    if not value:
+        raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+    return value
 
 
 def unique_name(prefix: str) -> str:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import errno
 import socket
-import time
+
+from emulator.polling import poll_until
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -36,15 +37,16 @@ def bind_edge(host: str, port: int, count: int, backlog: int = 1024, wait: float
     ``wait``: fronts of an emulator killed a moment ago exit as soon as they notice; give
     their sockets that long to close before calling the port taken.
     """
-    deadline = time.monotonic() + wait
-    while True:
+    def probed() -> int | None:
         try:
-            port = _probe(host, port)
-            break
+            return _probe(host, port)
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+            if exc.errno != errno.EADDRINUSE:
                 raise
-            time.sleep(0.1)
+            return None
+
+    found = poll_until(probed, wait, 0.1)
+    port = found if found is not None else _probe(host, port)  # still taken: raise the kernel's EADDRINUSE
     sockets: list[socket.socket] = []
     try:
         for _ in range(count):

@@ -30,6 +30,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from emulator.answers import StreamedAnswer
 from emulator.context import CallContext
 from emulator.errors import InternalFailure, ServiceError, ValidationError
 from emulator.gateway import coverage
@@ -51,8 +52,8 @@ _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 RuntimeHandler = Callable[[str, dict[str, Any], CallContext], Mapping[str, Any]]
 """``(operation name, parsed request, ctx) -> result`` for sagemaker-runtime operations."""
 
-StreamingHandler = Callable[[str, dict[str, Any], CallContext], Response]
-"""Handlers that need to stream their answer (InvokeEndpointWithResponseStream)."""
+StreamingHandler = Callable[[str, dict[str, Any], CallContext], StreamedAnswer]
+"""Handlers whose answer streams (InvokeEndpointWithResponseStream): the edge writes it out."""
 
 
 _REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 424: "Failed Dependency",
@@ -204,7 +205,9 @@ class EdgeApplication:
             params = self.rest_protocol.parse(operation, uri_params, _environ_headers(environ), _read_body(environ))
             streaming = self.streaming.get(operation.name)
             if streaming is not None:
-                return streaming(operation.name, params, ctx)(environ, start_response)
+                answer = streaming(operation.name, params, ctx)
+                start_response(f"{answer.status} {_REASONS.get(answer.status, 'Status')}", list(answer.headers.items()))
+                return answer.body
             if self.runtime is None:
                 raise ValidationError(
                     f"Endpoint {params.get('EndpointName')} of account {self.account_id} not found."

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.context import CallContext
+from emulator.polling import poll_until
 
 Handler = Callable[[dict[str, Any], CallContext], Mapping[str, Any]]
 
@@ -124,10 +125,14 @@ class StatusHold:
         if mark is None or mark[1] <= time.monotonic() or self.bound_seconds <= 0:
             return answer
         watch = mark[0]
-        deadline = time.monotonic() + self.bound_seconds
-        interval = self.first_interval
-        while answer.get(watch.status) in watch.transitional and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(interval, left))
-            interval = min(interval * 2, self.max_interval)
-            answer = handler(request, ctx)  # a deleted endpoint's ValidationException is its settled answer
-        return answer
+        if answer.get(watch.status) not in watch.transitional:
+            return answer
+        latest = [answer]
+
+        def settled() -> bool:
+            latest[0] = handler(request, ctx)  # a deleted endpoint's ValidationException is its settled answer
+            return latest[0].get(watch.status) not in watch.transitional
+
+        poll_until(settled, self.bound_seconds, self.first_interval, backoff=2, max_interval=self.max_interval,
+                   wait_first=True)
+        return latest[0]

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Any
+
+from emulator.runtime.spec import RuntimeBackend
 
 PROBE_SECONDS = 0.25
 
@@ -37,15 +38,14 @@ class Reachability:
         self._networks: dict[str, bool] = {}
         self._lock = threading.Lock()
 
-    def address(self, backend: Any, container_id: str, port: int) -> tuple[tuple[str, int], tuple[str, int]]:
+    def address(self, backend: RuntimeBackend, container_id: str, port: int) -> tuple[tuple[str, int], tuple[str, int]]:
         """``(published address, address to use)``; raises what ``published_port`` raises.
 
-        ``network_address`` is an optional capability of a runtime backend (the Docker backend
-        has it): the container's own address for ``port``, or None.
+        ``backend.network_address`` is the container's own address for ``port``, or None where
+        the backend has none to offer (Kubernetes, the unit tests' fakes).
         """
         published = backend.published_port(container_id, port)
-        network_address = getattr(backend, "network_address", None)
-        direct = network_address(container_id, port) if network_address is not None else None
+        direct = backend.network_address(container_id, port)
         if direct is None:
             return published, published
         network = direct[0].rsplit(".", 1)[0]

@@ -19,12 +19,14 @@ from pathlib import Path
 from threading import Event
 from typing import Any
 
+from emulator.gpus import GpuPolicy
 from emulator.hosting.addresses import Reachability
 from emulator.hosting.multi_model import MODELS_PATH, instance_models_dir
 from emulator.hosting.plan import ContainerPlan, VariantPlan
 from emulator.hosting.validation import SINGLE
+from emulator.polling import poll_until
 from emulator.runtime.naming import home_id
-from emulator.runtime.spec import ContainerSpec, RuntimeError_, StagedFolder
+from emulator.runtime.spec import ContainerSpec, ImageNotFound, RuntimeBackend, RuntimeError_, StagedFolder
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +106,21 @@ class Fleet:
     """Starts and stops the instances of endpoint variants on a runtime backend."""
 
     def __init__(
-        self, backend: Any, home: Path, resource_limits: bool = True, stop_grace: float = STOP_GRACE_SECONDS
+        self, backend: RuntimeBackend, home: Path, resource_limits: bool = True, stop_grace: float = STOP_GRACE_SECONDS,
+        *, resolve_image: Callable[[str], str] | None = None, gpu_policy: GpuPolicy | None = None,
+        aws_environment: Callable[[str | None], dict[str, str]] | None = None,
     ) -> None:
         self.backend = backend
         self.home_id = home_label(home)
         self.resource_limits = resource_limits
         self.stop_grace = stop_grace
         self.addresses = Reachability()
-        self.aws_environment: Callable[[str | None], dict[str, str]] = lambda _role: {}
-        """Credentials endpoint and AWS endpoints for a container running as a role (set by the service)."""
+        self.resolve_image: Callable[[str], str] = resolve_image or backend.ensure_image
+        """The platform's image policy (emulator/images.py), then the backend's exact lookup."""
+        self.gpu_policy = gpu_policy or GpuPolicy()
+        """SMEMU_GPUS / SMEMU_GPU_FALLBACK (emulator.gpus)."""
+        self.aws_environment: Callable[[str | None], dict[str, str]] = aws_environment or (lambda _role: {})
+        """Credentials endpoint and AWS endpoints for a container running as a role."""
 
     # -- launching ---------------------------------------------------------------------
 
@@ -128,16 +136,11 @@ class Fleet:
         resolved = {}
         for container in variant.containers:
             try:
-                image = container.image
-                client = getattr(self.backend, "client", None)
-                if client is not None and getattr(self, "settings", None) is not None:
-                    from emulator.images import resolver_for
-
-                    image = resolver_for(self.settings, client).resolve(image)
-                resolved[container.image] = self.backend.ensure_image(image)
+                resolved[container.image] = self.resolve_image(container.image)
+            except ImageNotFound as exc:
+                raise LaunchFailed(exc.reason("hosting", variant=variant.name)) from exc
             except RuntimeError_ as exc:
-                reason = getattr(exc, "reason", None)
-                raise LaunchFailed(reason("hosting", variant=variant.name) if reason else str(exc)) from exc
+                raise LaunchFailed(str(exc)) from exc
         return resolved
 
     def _environment(self, variant: VariantPlan, container: ContainerPlan) -> dict[str, str]:
@@ -201,16 +204,12 @@ class Fleet:
 
     def gpu_plan(self, variant: VariantPlan, count: int, endpoint: str) -> list[list[str]]:
         """GPU device ids of each of ``count`` new instances (emulator.gpus); raises GpuUnavailable."""
-        from emulator.gpus import GpuPolicy, assign
+        from emulator.gpus import assign
         from emulator.instances import instance_type
 
         if not variant.instance_type or variant.is_serverless or not instance_type(variant.instance_type).accelerators:
             return [[] for _ in range(count)]
-        backend = self.backend
-        devices = backend.gpu_devices() if hasattr(backend, "gpu_devices") else (
-            ["all"] if backend.gpus_available() else None)
-        policy = GpuPolicy.from_settings(getattr(self, "settings", None))
-        return assign([variant.instance_type] * count, devices, policy,
+        return assign([variant.instance_type] * count, self.backend.gpu_devices(), self.gpu_policy,
                       what=f"endpoint {endpoint} variant {variant.name}")
 
     def check_gpus(self, config: dict[str, Any], endpoint: str) -> str | None:
@@ -307,16 +306,15 @@ class Fleet:
         who_of = (lambda c: "primary") if variant.mode == SINGLE else (lambda c: c.hostname)
         lists_models = {c.hostname for c in variant.containers if c.multi_model is not None}
         pending = [_Pending(i, c, who_of(c)) for i in instances for c in i.containers]
-        deadline = time.monotonic() + variant.startup_timeout
-        next_liveness = 0.0
-        interval = HEALTH_POLL_FIRST
-        while pending:
+        next_liveness = [0.0]
+
+        def all_healthy() -> bool:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             now = time.monotonic()
-            check_liveness = now >= next_liveness
+            check_liveness = now >= next_liveness[0]
             if check_liveness:
-                next_liveness = now + 0.5
+                next_liveness[0] = now + 0.5
             for item in list(pending):
                 status = ping(*item.container.reach)
                 if status == 200 and item.container.hostname in lists_models:
@@ -337,20 +335,19 @@ class Fleet:
                             f"The container exited with code {exit_code} before passing the health check.",
                         )
                     )
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                item = pending[0]
-                raise LaunchFailed(
-                    self._reason(
-                        variant,
-                        item,
-                        f"GET /ping did not answer 200 within ContainerStartupHealthCheckTimeoutInSeconds "
-                        f"({variant.startup_timeout:g} s); last answer: {item.last}.",
-                    )
+            return not pending
+
+        if pending and not poll_until(all_healthy, variant.startup_timeout, HEALTH_POLL_FIRST, backoff=1.2,
+                                      max_interval=HEALTH_POLL_MAX):
+            item = pending[0]
+            raise LaunchFailed(
+                self._reason(
+                    variant,
+                    item,
+                    f"GET /ping did not answer 200 within ContainerStartupHealthCheckTimeoutInSeconds "
+                    f"({variant.startup_timeout:g} s); last answer: {item.last}.",
                 )
-            time.sleep(interval)
-            interval = min(interval * 1.2, HEALTH_POLL_MAX)
+            )
 
     def exit_code(self, container_id: str) -> str:
         """The exit code of a stopped container, with "(killed: out of memory)" when it was; "unknown" if unknown."""

@@ -27,15 +27,15 @@ class ModelOperations:
 
     store: Store
     s3_client: Callable[[], Any]
+    platform: Any
+    """The platform (``check_role``: SageMaker's ValidationException for a role it could not assume)."""
 
     # -- models -------------------------------------------------------------------------
 
     def create_model(self, request: Request, ctx: CallContext) -> dict[str, Any]:
         """CreateModel: validate, check an uncompressed model prefix exists, store."""
         validate_model(request)
-        check_role = getattr(getattr(self, "platform", None), "check_role", None)
-        if check_role is not None:
-            check_role(request.get("ExecutionRoleArn"), "CreateModel", ctx)
+        self.platform.check_role(request.get("ExecutionRoleArn"), "CreateModel", ctx)
         containers, _mode = model_containers(request)
         for container in containers:
             source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}

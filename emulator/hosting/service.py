@@ -3,10 +3,10 @@ and the sagemaker-runtime operations, wired to the pieces of this package.
 
 Handlers are named after operations and stay thin: they validate, write the record and
 the first status, and hand long work to the :class:`~.deployer.Deployer`. The runtime
-handlers are installed on the platform (``runtime_handler``, ``streaming_handlers``) for the
-gateway to call; they read only the routing table.
+handlers are handed to the edge (:meth:`HostingService.edge_handlers`); they read only the
+routing table. The runtime backend is injected (``Platform.backend``).
 
-Settings read here (``getattr`` with defaults, so an older Settings object works too):
+Settings read here:
 ``invocation_timeout_seconds`` (60, SMEMU_INVOCATION_TIMEOUT_SECONDS),
 ``endpoint_startup_timeout_seconds`` (240), ``endpoint_download_timeout_seconds`` (600),
 ``serverless_idle_seconds`` (300), ``container_stop_grace_seconds`` (30),
@@ -17,16 +17,16 @@ Settings read here (``getattr`` with defaults, so an older Settings object works
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from emulator.context import CallContext
-from emulator.errors import ValidationError, ValidationException, already_exists, could_not_find
+from emulator.errors import ValidationException, already_exists, could_not_find
+from emulator.gpus import GpuPolicy
 from emulator.hosting import lifecycle
 from emulator.hosting.async_inference import AsyncInvoker
 from emulator.hosting.capture import CaptureWriter
@@ -47,7 +47,9 @@ from emulator.hosting.routing import RoutingTable
 from emulator.hosting.serverless import Serverless
 from emulator.hosting.streaming import StreamInvoker
 from emulator.hosting.validation import validate_weights_update
+from emulator.platform import EdgeHandlers
 from emulator.quotas import check_instance_quota, count_by_type
+from emulator.runtime.spec import RuntimeBackend
 
 log = logging.getLogger(__name__)
 
@@ -55,32 +57,10 @@ Request = dict[str, Any]
 _SUMMARY_KEYS = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
 
 
-class _LazyBackend:
-    """The runtime backend, created on first use so the emulator starts without Docker."""
-
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self._factory = factory
-        self._backend: Any = None
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        if self._backend is None:
-            with self._lock:
-                if self._backend is None:
-                    self._backend = self._factory()
-        return getattr(self._backend, name)
-
-
-def _default_backend() -> Any:
-    from emulator.runtime.docker_backend import get_backend
-
-    return get_backend()
-
-
 class HostingService(ModelOperations):
     """Models, endpoint configurations, endpoints, and invoking them."""
 
-    def __init__(self, platform: Any, backend: Any = None) -> None:
+    def __init__(self, platform: Any, backend: RuntimeBackend) -> None:
         settings = platform.settings
         self.platform = platform
         self.settings = settings
@@ -89,18 +69,15 @@ class HostingService(ModelOperations):
         self.table = RoutingTable()
         self.shipper = LogShipper()
         self.capture = CaptureWriter(self.s3_client)
-        grace = settings.container_stop_grace_seconds
         self.fleet = Fleet(
-            backend if backend is not None else _LazyBackend(getattr(platform, "backend_factory", None)
-                                                             or _default_backend),
+            backend,
             settings.home,
             resource_limits=settings.resource_limits,
-            stop_grace=grace,
+            stop_grace=settings.container_stop_grace_seconds,
+            resolve_image=platform.resolve_image,
+            gpu_policy=GpuPolicy.from_settings(settings),
+            aws_environment=platform.container_environment,
         )
-        self.fleet.settings = settings  # image policy: emulator/images.py
-        container_environment = getattr(platform, "container_environment", None)
-        if container_environment is not None:
-            self.fleet.aws_environment = container_environment
         timeout = settings.invocation_timeout_seconds
         self.deployer = Deployer(
             self.store,
@@ -118,14 +95,14 @@ class HostingService(ModelOperations):
         self.serverless = Serverless(
             self.deployer, settings.serverless_idle_seconds
         )
-        self.health = HealthMonitor(self.deployer, interval=getattr(settings, "endpoint_health_check_seconds", 5.0))
+        self.health = HealthMonitor(self.deployer, interval=settings.endpoint_health_check_seconds)
         self.metrics = MetricsPublisher(self._cloudwatch_client)
         self.multi_models = MultiModelRouter(
             self.table,
             settings.work_dir,
             self.s3_client,
-            max_models=getattr(settings, "mme_cache_models", None),
-            max_bytes=getattr(settings, "mme_cache_bytes", None),
+            max_models=settings.mme_cache_models,
+            max_bytes=settings.mme_cache_bytes,
             memory_budget=settings.resource_limits,
             metrics=self.metrics,
             copy_in=lambda container_id, path, source: self.fleet.backend.copy_in(container_id, path, source),
@@ -136,16 +113,18 @@ class HostingService(ModelOperations):
         )
         self.async_invoker = AsyncInvoker(self.invoker, self.s3_client, self._sns_client)
         self.streamer = StreamInvoker(self.invoker)
-        self._runtime_operations: dict[str, Callable[[Request, CallContext], Mapping[str, Any]]] = {
-            "InvokeEndpoint": self.invoker.invoke_endpoint,
-            "InvokeEndpointAsync": self.async_invoker.invoke_endpoint_async,
-        }
-        platform.runtime_handler = self.runtime
-        platform.streaming_handlers["InvokeEndpointWithResponseStream"] = self.streamer.handle
-        views = getattr(platform, "views", None)
-        if views is not None:
-            views["endpoint-models"] = self.multi_models.describe
-            views["endpoint-fleet"] = lambda name: fleet_view(self.deployer, self.health, name)
+
+    def edge_handlers(self) -> EdgeHandlers:
+        """What the edge serves for hosting: the runtime operations, the streamed invocation,
+        the endpoint views, and the data plane's hook."""
+        return EdgeHandlers(
+            runtime={"InvokeEndpoint": self.invoker.invoke_endpoint,
+                     "InvokeEndpointAsync": self.async_invoker.invoke_endpoint_async},
+            streaming={"InvokeEndpointWithResponseStream": self.streamer.handle},
+            views={"endpoint-models": self.multi_models.describe,
+                   "endpoint-fleet": lambda name: fleet_view(self.deployer, self.health, name)},
+            data_plane=[self.attach_data_plane],
+        )
 
     def attach_data_plane(self, plane: Any) -> None:
         """Let the data plane's front processes serve invocations from copies of the routing
@@ -158,13 +137,6 @@ class HostingService(ModelOperations):
         if self.invoker.metrics is not None:
             plane.on_invocations = self.invoker.metrics.merge
         plane.table_changed(self.table)
-
-    def runtime(self, operation: str, request: Request, ctx: CallContext) -> Mapping[str, Any]:
-        """The gateway's entry for sagemaker-runtime operations."""
-        handler = self._runtime_operations.get(operation)
-        if handler is None:
-            raise ValidationError(f"{operation} is not supported by the emulator.")
-        return handler(request, ctx)
 
     def _sns_client(self) -> Any:
         """An SNS client on the emulator's own edge (moto answers), for async notifications."""

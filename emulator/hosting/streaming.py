@@ -17,8 +17,7 @@ import http.client
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response
-
+from emulator.answers import StreamedAnswer
 from emulator.context import CallContext
 from emulator.errors import ModelStreamError, ValidationError
 from emulator.eventstream import payload_part_frame, stream_error_frame
@@ -33,12 +32,12 @@ _READ = 64 * 1024
 
 
 class StreamInvoker:
-    """Serves InvokeEndpointWithResponseStream as a streamed Flask response."""
+    """Serves InvokeEndpointWithResponseStream as a :class:`StreamedAnswer` the edge writes out."""
 
     def __init__(self, invoker: Invoker) -> None:
         self.invoker = invoker
 
-    def handle(self, operation: str, request: dict[str, Any], ctx: CallContext) -> Response:
+    def handle(self, operation: str, request: dict[str, Any], ctx: CallContext) -> StreamedAnswer:
         """Open the container's stream, or raise a ServiceError before any byte is sent."""
         invoker = self.invoker
         route = invoker.acquire(request["EndpointName"], ctx)
@@ -97,7 +96,7 @@ class StreamInvoker:
         if attributes is not None:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = attributes
         frames = self._frames(route, conn, response, who)
-        return Response(frames, status=200, headers=headers, direct_passthrough=True)
+        return StreamedAnswer(200, headers, frames)
 
     def _open(
         self,

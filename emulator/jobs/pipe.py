@@ -18,7 +18,6 @@ import logging
 import os
 import struct
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from emulator.polling import poll_until
 from emulator.s3 import S3Location
 from emulator.jobs.channels import DataObject
 
@@ -156,17 +156,21 @@ class PipeFeeder:
 
     def _open_writer(self, path: Path) -> int | None:
         """Open the FIFO for writing once a reader has it open; None when stopped first."""
-        while not self._stop.is_set():
+        def opened() -> tuple[int] | None:
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                return (os.open(path, os.O_WRONLY | os.O_NONBLOCK),)
             except OSError as exc:
                 if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
                     raise
-                time.sleep(_OPEN_POLL_SECONDS)
-                continue
-            os.set_blocking(fd, True)
-            return fd
-        return None
+                return None
+
+        if self._stop.is_set():
+            return None
+        found = poll_until(opened, None, _OPEN_POLL_SECONDS, give_up=self._stop.is_set)
+        if found is None:
+            return None
+        os.set_blocking(found[0], True)
+        return found[0]
 
     def _epoch_bytes(self) -> Iterator[bytes]:
         """One full pass over the channel's data, framed as configured."""

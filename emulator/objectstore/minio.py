@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emulator.config import Settings
+from emulator.polling import poll_until
 
 log = logging.getLogger(__name__)
 
@@ -116,16 +117,15 @@ def free_loopback_port() -> int:
 def answers_ok(url: str, gave_up: Callable[[], bool], interval: float = 0.05) -> bool:
     """Poll ``url`` until it answers 200 (True) or ``gave_up()`` says to stop (False)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    while True:
+
+    def ok() -> bool:
         try:
             with opener.open(url, timeout=1) as response:
-                if response.status == 200:
-                    return True
+                return bool(response.status == 200)
         except OSError:
-            pass
-        if gave_up():
             return False
-        time.sleep(interval)
+
+    return bool(poll_until(ok, None, interval, give_up=gave_up))
 
 
 def _pid_runs_minio_on(pid: int, data_dir: Path) -> bool:
@@ -284,7 +284,5 @@ class ManagedMinio:
         if _pid_runs_minio_on(pid, self.data_dir):
             log.warning("killing MinIO (pid %d) left over by a previous emulator on this home", pid)
             os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while _pid_runs_minio_on(pid, self.data_dir) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            poll_until(lambda: not _pid_runs_minio_on(pid, self.data_dir), 10)
         self.pid_file.unlink(missing_ok=True)

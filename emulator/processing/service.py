@@ -88,7 +88,7 @@ class ProcessingService:
             platform_env=self.platform.container_environment, work_root=self.work_root,
             account_id=ctx.account_id, region=ctx.region, home_id=self.platform.home_id,
             resource_limits=self.platform.settings.resource_limits, stop_grace_seconds=self.stop_grace_seconds,
-            make_s3_durable=getattr(self.platform.s3, "make_durable", lambda: None),
+            make_s3_durable=self.platform.s3.make_durable,
         )
         runner = ProcessingRunner(env, name, on_done=self._forget)
         with self._lock:

@@ -1,4 +1,4 @@
-"""The one module that talks to Docker: :class:`DockerBackend` implements ``RuntimeBackend``.
+"""Containers on Docker: :class:`DockerBackend` implements ``RuntimeBackend`` and ``LocalEngine``.
 
 Rules this module keeps (STYLE.md principles 8, 9, 11):
 
@@ -8,9 +8,11 @@ Rules this module keeps (STYLE.md principles 8, 9, 11):
 * Every container, network and volume carries the caller's ``smemu.*`` labels, so it can be
   found again after a restart (:meth:`find`, :meth:`remove_labelled`).
 * Ports are published on 127.0.0.1 only; the Docker socket is never mounted into a container.
-* ``docker.errors`` and connection errors are translated here, most specific first, into
-  the runtime's own errors (``raise ... from``), whose messages can go to FailureReason as
-  they are.
+* ``docker.errors`` and connection errors are translated (runtime/docker_translate.py), most
+  specific first, into the runtime's own errors (``raise ... from``), whose messages can go to
+  FailureReason as they are.
+* This machine's images and registry pushes (the rest of ``LocalEngine``) are in
+  runtime/docker_images.py.
 
 Folders: read-only :class:`StagedFolder` s are bind mounts (fast, nothing is copied).
 ``private`` folders are anonymous volumes, seeded through the archive API and read back with
@@ -39,10 +41,12 @@ from typing import Any
 import docker
 import docker.errors
 import docker.utils
-import requests.exceptions
 from docker.models.containers import _create_container_args
 from docker.types import DeviceRequest, Mount
 
+from emulator.runtime.docker_images import DockerImages
+from emulator.runtime.docker_translate import CONNECTION_ERRORS as _CONNECTION_ERRORS
+from emulator.runtime.docker_translate import translated as _translated
 from emulator.runtime.gateway_network import GatewayNetwork, GatewayNetworkError
 from emulator.runtime.naming import HOME_LABEL, default_home, scoped_name, with_home
 from emulator.runtime.paths import host_path_mapper
@@ -62,26 +66,6 @@ from emulator.runtime.volume_copy import copy_volume_folder
 
 log = logging.getLogger(__name__)
 
-_CONNECTION_ERRORS = (requests.exceptions.ConnectionError, ConnectionError)
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """Turn docker-py's exceptions into the runtime's, naming what was being done."""
-    try:
-        yield
-    except docker.errors.ImageNotFound as exc:
-        raise ImageNotFound(f"{action}: {exc.explanation or exc}") from exc
-    except docker.errors.NotFound as exc:
-        raise ContainerNotFound(f"{action}: {exc.explanation or exc}") from exc
-    except docker.errors.APIError as exc:
-        raise RuntimeError_(f"{action}: {exc.explanation or exc}") from exc
-    except _CONNECTION_ERRORS as exc:
-        raise EngineUnavailable(f"{action}: cannot reach the Docker engine ({exc})") from exc
-    except docker.errors.DockerException as exc:
-        raise EngineUnavailable(f"{action}: {exc}") from exc
-
-
 def _parse_docker_time(text: str) -> float:
     """Epoch seconds of a Docker RFC 3339 timestamp with nanoseconds (``...:02.334403364Z``)."""
     text = text.rstrip("Z")
@@ -90,8 +74,8 @@ def _parse_docker_time(text: str) -> float:
     return stamp + (float(f"0.{fraction}") if fraction else 0.0)
 
 
-class DockerBackend:
-    """``RuntimeBackend`` over one Docker engine (docker-py)."""
+class DockerBackend(DockerImages):
+    """``RuntimeBackend`` and ``LocalEngine`` over one Docker engine (docker-py); images and pushes: docker_images.py."""
 
     def __init__(self, client: docker.DockerClient | None = None, gpu_runtime: str | None = None) -> None:
         with _translated("connecting to the Docker engine"):

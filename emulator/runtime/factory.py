@@ -2,10 +2,12 @@
 
 ``docker`` (default): this machine's Docker engine (:mod:`emulator.runtime.docker_backend`).
 ``kubernetes``: the cluster of the standard KUBECONFIG (:mod:`emulator.runtime.kubernetes_backend`,
-docs/kubernetes.md). The platform hands its services ``backend_for`` bound to its Settings
-(``Platform.backend_factory``); they call it when they first need containers, so the emulator
-starts even when no engine answers yet, and a failed connection is tried again next time.
-Backends are shared by platforms with the same settings (one connection pool per cluster).
+docs/kubernetes.md). :func:`local_engine` is this machine's engine whatever SMEMU_RUNTIME says:
+the user's images, pushes to the emulator's registry and the container gateway's network are
+there. The platform wraps both in :mod:`emulator.runtime.lazy` and injects them into its
+services, so the emulator starts even when no engine answers yet, and a failed connection is
+tried again next time. Backends are shared by platforms with the same settings (one
+connection pool per cluster).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import threading
 from typing import Any
 
-from emulator.runtime.spec import RuntimeBackend
+from emulator.runtime.spec import LocalEngine, RuntimeBackend
 
 _clusters: dict[tuple[Any, str], RuntimeBackend] = {}
 _lock = threading.Lock()
@@ -22,7 +24,7 @@ _lock = threading.Lock()
 
 def backend_for(settings: Any) -> RuntimeBackend:
     """The backend ``settings.runtime`` names, connected on first use (EngineUnavailable if it cannot be)."""
-    if getattr(settings, "runtime", "docker") == "kubernetes":
+    if settings.runtime == "kubernetes":
         key = (settings.kubernetes, os.environ.get("KUBECONFIG", ""))
         with _lock:
             if key not in _clusters:
@@ -30,6 +32,11 @@ def backend_for(settings: Any) -> RuntimeBackend:
 
                 _clusters[key] = KubernetesBackend(settings)
             return _clusters[key]
+    return local_engine()
+
+
+def local_engine() -> LocalEngine:
+    """This machine's Docker engine, connected on first use (EngineUnavailable naming the fix if it cannot be)."""
     from emulator.runtime.docker_backend import get_backend
 
     return get_backend()

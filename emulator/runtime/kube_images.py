@@ -119,7 +119,10 @@ class ImageDelivery:
     def _resolve(self, image: str) -> str:
         from emulator.images import resolver_for
 
-        return resolver_for(self.settings, self._docker()).resolve(image)
+        from emulator.runtime.factory import local_engine
+
+        self._docker()  # the engine must answer: say why images need it
+        return resolver_for(self.settings, local_engine()).resolve(image)
 
     # -- containerd: docker save | ctr import ---------------------------------------------------
 

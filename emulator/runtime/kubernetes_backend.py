@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
+from emulator.polling import poll_until
 from emulator.runtime import kube_exec
 from emulator.runtime import kube_objects as objects
 from emulator.runtime.kube_images import ImageDelivery, choose_mode
@@ -79,13 +80,10 @@ def _api_message(exc: Any) -> str:
 
 
 def _poll(deadline: float, check: Callable[[], _T | None], interval: float = 0.05) -> _T | None:
-    """``check()`` until it returns something other than None, or None once ``deadline`` passed."""
-    while True:
-        answer = check()
-        if answer is not None or time.monotonic() >= deadline:
-            return answer
-        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-        interval = min(interval * 1.5, 0.25)
+    """``check()`` until it returns something other than None, or None once ``deadline`` passed (emulator/polling.py)."""
+    found = poll_until(lambda: None if (answer := check()) is None else (answer,),
+                       max(0.0, deadline - time.monotonic()), interval, backoff=1.5, max_interval=0.25)
+    return found[0] if found else None
 
 
 def _container_state(pod: Any, name: str, init: bool = False) -> Any:
@@ -563,6 +561,10 @@ class KubernetesBackend:
     def close(self) -> None:
         """Close the API connections."""
         self.core.api_client.close()
+
+    def network_address(self, container_id: str, port: int) -> tuple[str, int] | None:
+        """None: the emulator reaches pods through :meth:`published_port` only."""
+        return None
 
 
 def _log_line(raw: bytes) -> tuple[float, str]:

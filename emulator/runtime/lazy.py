@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from emulator.runtime.spec import ContainerExit, ContainerInfo, ContainerSpec, RuntimeBackend
+from emulator.runtime.spec import ContainerExit, ContainerInfo, ContainerSpec, LocalEngine, RuntimeBackend
 
 
 class LazyBackend:
@@ -23,6 +23,11 @@ class LazyBackend:
         self._factory = factory
         self._backend: RuntimeBackend | None = None
         self._lock = threading.Lock()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the real backend was made (closing an unconnected one connects nothing)."""
+        return self._backend is not None
 
     def _real(self) -> RuntimeBackend:
         if self._backend is None:
@@ -79,5 +84,47 @@ class LazyBackend:
     def gpu_devices(self) -> list[str] | None:
         return self._real().gpu_devices()
 
+    def network_address(self, container_id: str, port: int) -> tuple[str, int] | None:
+        return self._real().network_address(container_id, port)
+
+    def container_subnets(self, home: str) -> list[str]:
+        return self._real().container_subnets(home)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
     def copy_in(self, container_id: str, path: str, source: Path | None) -> None:
         return self._real().copy_in(container_id, path, source)
+
+
+class LazyEngine(LazyBackend):
+    """``LocalEngine`` over the engine ``factory`` returns, made on first use."""
+
+    def __init__(self, factory: Callable[[], LocalEngine]) -> None:
+        super().__init__(factory)
+
+    def _engine(self) -> LocalEngine:
+        return self._real()  # type: ignore[return-value]  # made by a LocalEngine factory
+
+    def image_id(self, image: str) -> str | None:
+        return self._engine().image_id(image)
+
+    def pull_image(self, reference: str) -> None:
+        self._engine().pull_image(reference)
+
+    def push_image(self, local_image: str, target: str, tag: str,
+                   progress: Callable[[str], None] | None = None) -> str:
+        return self._engine().push_image(local_image, target, tag, progress)
+
+    def login(self, registry: str, username: str, password: str) -> str:
+        return self._engine().login(registry, username, password)
+
+    def engine_version(self) -> str:
+        return self._engine().engine_version()
+
+    def ensure_gateway_network(self) -> None:
+        self._engine().ensure_gateway_network()
+
+    def watch_gateway_network(self) -> Callable[[], None]:
+        return self._engine().watch_gateway_network()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 
 class RuntimeError_(Exception):
@@ -20,6 +20,11 @@ class RuntimeError_(Exception):
 
 class ImageNotFound(RuntimeError_):
     """The image exists neither locally nor in the local registry."""
+
+    def reason(self, kind: str, role_arn: str | None = None, variant: str | None = None) -> str:
+        """The text a job's FailureReason or an endpoint's gives for it (``emulator.images.MissingImage``
+        words it as SageMaker does; a backend's own refusal says it as it is)."""
+        return str(self)
 
 
 class ContainerNotFound(RuntimeError_):
@@ -106,7 +111,12 @@ class ContainerInfo:
 
 
 class RuntimeBackend(Protocol):
-    """How containers are run. All calls block; callers use threads for concurrency."""
+    """How containers are run. All calls block; callers use threads for concurrency.
+
+    The platform's services are given one (``Platform.backend``) and never look past it:
+    every backend (Docker, Kubernetes, the lazy one, the unit tests' fakes) implements every
+    method (tests/unit/test_runtime_protocol.py checks it).
+    """
 
     def ensure_image(self, image: str) -> str:
         """Resolve an image reference to one runnable here (never pulls from the internet).
@@ -174,6 +184,19 @@ class RuntimeBackend(Protocol):
         here; ``[]``: a GPU runtime and no GPU. ``emulator.gpus`` splits them between hosts.
         """
 
+    def network_address(self, container_id: str, port: int) -> tuple[str, int] | None:
+        """The container's own address for ``port`` when this machine might reach it directly
+        (skipping a published port's proxy), else None: use :meth:`published_port`.
+
+        Whether it is reachable is for the caller to find out (emulator/hosting/addresses.py).
+        """
+
+    def container_subnets(self, home: str) -> list[str]:
+        """Where this home's containers reach the container gateway from (CIDRs it admits)."""
+
+    def close(self) -> None:
+        """Close the connections to the engine or cluster."""
+
     def copy_in(self, container_id: str, path: str, source: Path | None) -> None:
         """Make ``path`` in a running container hold what ``source`` on this machine holds now.
 
@@ -184,3 +207,40 @@ class RuntimeBackend(Protocol):
         nothing to do, the folder is bind-mounted. A backend that copies folders into its
         containers (Kubernetes) copies it again, before the platform tells the container.
         """
+
+
+class LocalEngine(RuntimeBackend, Protocol):
+    """The container engine of this machine: a runtime backend, plus what only it has.
+
+    The user's images live here (built with ``docker build``), pushes to the emulator's
+    registry leave from here, and the container gateway's network is one of its networks,
+    whichever backend runs the containers (SMEMU_RUNTIME). Implemented by
+    :class:`~emulator.runtime.docker_backend.DockerBackend`; ``emulator.images``, ``emulator.ecr``,
+    the doctor and the server reach the engine only through it.
+    """
+
+    def image_id(self, image: str) -> str | None:
+        """The id of the local image of exactly this name; None when there is none (or the name is malformed)."""
+
+    def pull_image(self, reference: str) -> None:
+        """Pull ``reference`` from a registry on this machine (the emulator's); RuntimeError_ saying why not."""
+
+    def push_image(self, local_image: str, target: str, tag: str,
+                   progress: Callable[[str], None] | None = None) -> str:
+        """Tag ``local_image`` as ``target:tag`` and push it; returns the pushed digest ("" when unreported).
+
+        Raises :class:`ImageNotFound` when there is no such local image, RuntimeError_ with the
+        engine's message when the push fails. ``progress`` gets one line per layer event.
+        """
+
+    def login(self, registry: str, username: str, password: str) -> str:
+        """Store credentials for ``registry`` with the engine; returns its status line."""
+
+    def engine_version(self) -> str:
+        """The engine's version in words (``Docker 27.1 API 1.46``); EngineUnavailable when it does not answer."""
+
+    def ensure_gateway_network(self) -> None:
+        """Create the shared network that puts the container gateway on-link, unless it exists."""
+
+    def watch_gateway_network(self) -> Callable[[], None]:
+        """Recreate the shared network as soon as it is removed; returns a function that stops watching."""

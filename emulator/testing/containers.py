@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator.objectstore.minio import answers_ok
+from emulator.polling import poll_until
+
 log = logging.getLogger(__name__)
 
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
@@ -59,18 +62,19 @@ def owner_id() -> str:
 
 
 def docker_client() -> Any:
-    import docker
+    """A docker-py client (emulator/runtime/docker_client.py: the one module that makes them)."""
+    from emulator.runtime.docker_client import docker_client as make_client
 
-    return docker.from_env()
+    return make_client()
 
 
 def image_present(client: Any, image: str) -> bool:
-    import docker.errors
+    from emulator.runtime.docker_client import docker_errors
 
     try:
         client.images.get(image)
         return True
-    except docker.errors.ImageNotFound:
+    except docker_errors.ImageNotFound:
         return False
 
 
@@ -85,11 +89,11 @@ def configure_testcontainers(client: Any | None = None) -> None:
     from testcontainers.core.config import testcontainers_config as config
 
     if "TESTCONTAINERS_RYUK_DISABLED" not in os.environ and "ryuk.disabled" not in config.tc_properties:
-        import docker.errors
+        from emulator.runtime.docker_client import docker_errors
 
         try:
             present = image_present(client or docker_client(), config.ryuk_image)
-        except docker.errors.DockerException:  # no engine: starting anything will fail anyway
+        except docker_errors.DockerException:  # no engine: starting anything will fail anyway
             present = False
         if not present:
             config.ryuk_disabled = True
@@ -102,7 +106,7 @@ def configure_testcontainers(client: Any | None = None) -> None:
 
 def reap_orphans(client: Any) -> int:
     """Remove containers this plugin started in test processes on this host that are gone."""
-    import docker.errors
+    from emulator.runtime.docker_client import docker_errors
 
     host = socket.gethostname()
     removed = 0
@@ -114,7 +118,7 @@ def reap_orphans(client: Any) -> int:
         try:
             container.remove(force=True, v=True)
             removed += 1
-        except docker.errors.APIError as exc:  # pragma: no cover - raced with another reaper
+        except docker_errors.APIError as exc:  # pragma: no cover - raced with another reaper
             log.debug("could not remove orphan %s: %s", container.short_id, exc)
     return removed
 
@@ -304,20 +308,14 @@ class MinioProcess:
                  "--address", f"127.0.0.1:{self.port}", "--console-address", f"127.0.0.1:{console}"],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True)
+        process = self._process
         deadline = time.monotonic() + timeout
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while True:
-            try:
-                with opener.open(f"{self.endpoint.url}/minio/health/live", timeout=1) as response:
-                    if response.status == 200:
-                        return self.endpoint
-            except OSError:
-                pass
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                output = self._log.read_text(errors="replace")[-4000:]
-                self.stop()
-                raise RuntimeError(f"MinIO ({self.binary}) did not answer on {self.endpoint.url}:\n{output}")
-            time.sleep(0.1)
+        if answers_ok(f"{self.endpoint.url}/minio/health/live",
+                      lambda: process.poll() is not None or time.monotonic() > deadline, interval=0.1):
+            return self.endpoint
+        output = self._log.read_text(errors="replace")[-4000:]
+        self.stop()
+        raise RuntimeError(f"MinIO ({self.binary}) did not answer on {self.endpoint.url}:\n{output}")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its data when it was ours."""
@@ -341,11 +339,11 @@ class MinioProcess:
 
 
 def stop_quietly(container: Any) -> None:
-    import docker.errors
+    from emulator.runtime.docker_client import docker_errors
 
     try:
         container.stop()
-    except docker.errors.DockerException as exc:
+    except docker_errors.DockerException as exc:
         log.debug("stopping %s: %s", getattr(container, "image", container), exc)
 
 
@@ -357,7 +355,7 @@ def _home_ids(home: Path) -> set[str]:
 
 def remove_emulator_leftovers(client: Any, home: Path) -> int:
     """Remove what an emulator with this home left on the engine (endpoints, job networks)."""
-    import docker.errors
+    from emulator.runtime.docker_client import docker_errors
 
     removed = 0
     for home_id in _home_ids(home):
@@ -369,7 +367,7 @@ def remove_emulator_leftovers(client: Any, home: Path) -> int:
             try:
                 network.remove()
                 removed += 1
-            except docker.errors.APIError as exc:  # still in use by a container another fixture owns
+            except docker_errors.APIError as exc:  # still in use by a container another fixture owns
                 log.debug("network %s: %s", network.name, exc)
     return removed
 
@@ -409,19 +407,22 @@ def start_emulator(image: str, home: Path, environment: dict[str, str] | None = 
 
 def _wait_for_http(url: str, container: Any, timeout: float) -> None:
     """Poll ``url`` until any HTTP answer; fail with the container's log after ``timeout``."""
-    deadline = time.monotonic() + timeout
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    while True:
+    wrapped = container.get_wrapped_container()
+
+    def answered() -> bool:
         try:
             opener.open(url, timeout=2).close()
-            return
         except urllib.error.HTTPError:
-            return  # it answered
+            return True  # it answered
         except OSError:
-            pass
-        wrapped = container.get_wrapped_container()
+            return False
+        return True
+
+    def ended() -> bool:
         wrapped.reload()
-        if wrapped.status in ("exited", "dead") or time.monotonic() > deadline:
-            logs = wrapped.logs(tail=100).decode(errors="replace")
-            raise RuntimeError(f"{url} did not answer within {timeout} s (container {wrapped.status}):\n{logs}")
-        time.sleep(0.1)
+        return wrapped.status in ("exited", "dead")
+
+    if not poll_until(answered, timeout, 0.1, give_up=ended):
+        logs = wrapped.logs(tail=100).decode(errors="replace")
+        raise RuntimeError(f"{url} did not answer within {timeout} s (container {wrapped.status}):\n{logs}")

@@ -20,14 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from emulator.config import load_settings
 from emulator.contract.session import EmulatorTarget, free_port
+from emulator.objectstore.minio import answers_ok
 
 log = logging.getLogger(__name__)
 
@@ -87,21 +86,16 @@ class LocalEmulator:
                               settings.container_stop_grace_seconds, settings.endpoint_startup_timeout_seconds)
 
     def _wait_healthy(self) -> None:
+        process = self._process
         deadline = time.monotonic() + self.start_timeout
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while True:
-            try:
-                with opener.open(self.url + HEALTH_PATH, timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except (OSError, urllib.error.HTTPError):
-                pass
-            if (self._process is not None and self._process.poll() is not None) or time.monotonic() > deadline:
-                output = self._log.read_text(errors="replace")[-4000:] if self._log.exists() else ""
-                self.stop()
-                raise RuntimeError(f"the emulator did not answer on {self.url} within {self.start_timeout:g} s:\n"
-                                   f"{output}")
-            time.sleep(0.1)
+        if answers_ok(self.url + HEALTH_PATH,
+                      lambda: (process is not None and process.poll() is not None) or time.monotonic() > deadline,
+                      interval=0.1):
+            return
+        output = self._log.read_text(errors="replace")[-4000:] if self._log.exists() else ""
+        self.stop()
+        raise RuntimeError(f"the emulator did not answer on {self.url} within {self.start_timeout:g} s:\n"
+                           f"{output}")
 
     def stop(self) -> None:
         """Stop it, remove what it left on the engine and its home."""

@@ -68,7 +68,8 @@ class RunnerEnv:
     account_id: str
     region: str
     home_id: str
-    backend: Callable[[], RuntimeBackend]
+    backend: RuntimeBackend
+    """The runtime backend (connected on first use: an engine that is down fails the job with why)."""
     resource_limits: bool = True
     gpus: str | None = None
     """SMEMU_GPUS (kept for callers that set only this; ``gpu_policy`` wins when given)."""
@@ -144,12 +145,11 @@ class TrainingRunner:
                                                              self.name))
         self._move("Starting", lifecycle.PREPARING_INSTANCES)
         try:
-            backend = self.env.backend()
+            backend = self.env.backend
             resolve = self.env.resolve_image or backend.ensure_image
             image = resolve(request["AlgorithmSpecification"]["TrainingImage"])
         except ImageNotFound as exc:
-            reason = exc.reason("training", request["RoleArn"]) if hasattr(exc, "reason") else str(exc)
-            return self._finish("Failed", reason=f"ClientError: {reason}")
+            return self._finish("Failed", reason=f"ClientError: {exc.reason('training', request['RoleArn'])}")
         except EngineUnavailable as exc:
             return self._finish("Failed", reason=f"InternalServerError: {exc}")
         try:  # the instances' GPUs: missing ones fail the job here, as a capacity error
@@ -426,7 +426,7 @@ class TrainingRunner:
 
     def _remove_containers(self) -> None:
         try:
-            self.env.backend().remove_labelled(self._labels)
+            self.env.backend.remove_labelled(self._labels)
         except RuntimeError_ as exc:
             log.warning("removing the containers of %s failed: %s", self.name, exc)
         else:
@@ -457,9 +457,7 @@ def gpu_plan(hosts: list[Host], backend: RuntimeBackend, policy: GpuPolicy, job_
     types = [h.instance_type for h in hosts]
     if not any(instance_type(t).accelerators for t in types):
         return {}
-    devices = backend.gpu_devices() if hasattr(backend, "gpu_devices") else (
-        ["all"] if backend.gpus_available() else None)
-    plan = assign(types, devices, policy, what=f"training job {job_name}")
+    plan = assign(types, backend.gpu_devices(), policy, what=f"training job {job_name}")
     return {h.name: ids for h, ids in zip(hosts, plan) if ids}
 
 

@@ -56,20 +56,15 @@ _SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
-def _default_backend() -> RuntimeBackend:
-    from emulator.runtime.docker_backend import get_backend
-
-    return get_backend()
-
-
 class TrainingService:
     """The training operations of the control plane, plus start/stop hooks for the platform."""
 
-    def __init__(self, platform: Any) -> None:
+    def __init__(self, platform: Any, backend: RuntimeBackend) -> None:
         self.platform = platform
         settings = platform.settings
         self.store = platform.store
-        self.backend: Callable[[], RuntimeBackend] = getattr(platform, "backend_factory", None) or _default_backend
+        self.backend = backend
+        """The runtime backend (injected: ``Platform.backend``)."""
         self.work_root = settings.work_dir / WORK_FOLDER
         self.home_id = home_id(settings.home)
         self.stop_grace_seconds = settings.training_stop_grace_seconds
@@ -129,7 +124,7 @@ class TrainingService:
             stop_grace_seconds=self.stop_grace_seconds, checkpoint_sync_seconds=self.checkpoint_sync_seconds,
             restart_delay_seconds=self.restart_delay_seconds, resolve_image=self.resolve_image,
             extra_environment=self.container_environment,
-            make_s3_durable=getattr(getattr(self.platform, "s3", None), "make_durable", lambda: None),
+            make_s3_durable=self.platform.s3.make_durable,
         )
         runner = TrainingRunner(env, name, knobs, on_done=self._forget)
         with self._lock:
@@ -157,7 +152,7 @@ class TrainingService:
         now is left to fail the job with its own reason.
         """
         try:
-            message = check_gpus(request["ResourceConfig"], self.backend(),
+            message = check_gpus(request["ResourceConfig"], self.backend,
                                  GpuPolicy.from_settings(self.platform.settings), request["TrainingJobName"])
         except RuntimeError_ as exc:
             log.warning("could not check the GPUs of %s at create: %s", request["TrainingJobName"], exc)
@@ -208,20 +203,11 @@ class TrainingService:
         return {}
 
     def resolve_image(self, image: str) -> str:
-        """The image to run: emulator.images' policy (a local image, else the emulator's ECR registry).
+        """The image to run: the platform's policy (a local image, else the emulator's ECR registry).
 
         Raises ImageNotFound (images.MissingImage) naming the image and how to push it.
         """
-        backend = self.backend()
-        client = getattr(backend, "client", None)
-        if client is not None:
-            try:
-                from emulator.images import resolver_for
-            except ImportError:  # pragma: no cover - builds without the ECR support
-                pass
-            else:
-                return resolver_for(self.platform.settings, client).resolve(image)
-        return backend.ensure_image(image)
+        return str(self.platform.resolve_image(image))
 
     def interrupt_spot_instance(self, name: str) -> None:
         """Simulate a spot interruption of a running spot job now (see knobs.py)."""
@@ -254,7 +240,7 @@ class TrainingService:
         if not unfinished:
             return  # a job removes its containers before it turns terminal: nothing can be left
         try:
-            removed = self.backend().remove_labelled({"smemu.kind": KIND, "smemu.home": self.home_id})
+            removed = self.backend.remove_labelled({"smemu.kind": KIND, "smemu.home": self.home_id})
             if removed:
                 log.info("removed %d leftover training containers, networks and volumes", removed)
         except RuntimeError_ as exc:

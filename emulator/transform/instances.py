@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from emulator.hosting.container_http import ConnectionPool, ContainerUnreachable
 from emulator.hosting.fleet import new_instance_id, ping
 from emulator.hosting.plan import DEFAULT_PORT, ContainerPlan
 from emulator.instances import instance_resources
+from emulator.polling import poll_until
 from emulator.runtime.spec import ContainerSpec, RuntimeBackend, StagedFolder
 
 KIND = "transform-job"
@@ -102,22 +102,24 @@ def wait_healthy(backend: RuntimeBackend, instance: Instance, deadline_seconds: 
                  cancelled: Any) -> None:
     """Poll /ping until 200; raises InstanceFailed when the container exits or the deadline passes."""
     host, port = backend.published_port(instance.container_id, DEFAULT_PORT)
-    deadline = time.monotonic() + deadline_seconds
-    interval = 0.05
-    last: int | str = "no answer yet"
-    while not cancelled():
-        last = ping(host, port)
-        if last == 200:
-            instance.pool = ConnectionPool(host, port)
-            return
+    last: list[int | str] = ["no answer yet"]
+
+    def healthy() -> bool:
+        if cancelled():
+            return False
+        last[0] = ping(host, port)
+        if last[0] == 200:
+            return True
         if not backend.is_running(instance.container_id):
             raise InstanceFailed(f"ClientError: The model container of instance {instance.instance_id} exited "
                                  "before passing the ping health check. See the job's logs.")
-        if time.monotonic() > deadline:
-            raise InstanceFailed(f"ClientError: The model container of instance {instance.instance_id} did not answer "
-                                 f"GET /ping with 200 within {deadline_seconds:g} s; last answer: {last}.")
-        time.sleep(interval)
-        interval = min(interval * 1.5, 0.5)
+        return False
+
+    if poll_until(healthy, deadline_seconds, 0.05, backoff=1.5, max_interval=0.5, give_up=cancelled):
+        instance.pool = ConnectionPool(host, port)
+    elif not cancelled():
+        raise InstanceFailed(f"ClientError: The model container of instance {instance.instance_id} did not answer "
+                             f"GET /ping with 200 within {deadline_seconds:g} s; last answer: {last[0]}.")
 
 
 def batch_settings(record: dict[str, Any], instance: Instance) -> BatchSettings:

@@ -79,7 +79,7 @@ class TransformService:
             work_root=self.work_root, account_id=ctx.account_id, region=ctx.region, home_id=self.platform.home_id,
             resource_limits=settings.resource_limits, startup_timeout=settings.endpoint_startup_timeout_seconds,
             download_timeout=settings.endpoint_download_timeout_seconds,
-            make_s3_durable=getattr(self.platform.s3, "make_durable", lambda: None),
+            make_s3_durable=self.platform.s3.make_durable,
         )
         runner = TransformRunner(env, name, containers[0], on_done=self._forget)
         with self._lock:

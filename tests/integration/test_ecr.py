@@ -28,6 +28,7 @@ from cheroot import wsgi
 from emulator.awsstate.journal import read_journal
 from emulator.ecr import IMAGES_PATH, SYNC_PATH, EcrMiddleware, EcrMirror, PushResult, push_image
 from emulator.images import ImageResolver, MissingImage, ecr_uri
+from emulator.runtime.docker_backend import get_backend
 from emulator.registry import LocalRegistry
 from tests.conftest import free_port, make_client, unique_name
 from tests.integration.sample_images import build_sample_image
@@ -79,7 +80,7 @@ def edge(emulator: Any, mirror: EcrMirror) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pushed(docker_client: docker.DockerClient, registry: LocalRegistry) -> Iterator[PushResult]:
     image = build_sample_image("training", client=docker_client)
-    yield push_image(docker_client, image, f"{unique_name('smemu-test')}/training", "v1", registry)
+    yield push_image(get_backend(), image, f"{unique_name('smemu-test')}/training", "v1", registry)
     untag_registry_images(docker_client, registry)
 
 
@@ -115,7 +116,8 @@ def test_push_then_ecr_answers_with_the_real_digest_and_size(pushed: PushResult,
     assert got[0]["imageId"]["imageDigest"] == pushed.digest
 
     # The AWS state journal keeps the mirrored image, real size included, for the next start.
-    _, entries = read_journal(emulator.aws_state.path)
+    # (a compaction may have folded it into a checkpoint since: the history then holds it)
+    entries = read_journal(emulator.aws_state.history)[1] + read_journal(emulator.aws_state.path)[1]
     recorded = [e["args"] for e in entries if e.get("name") == "ecr.record_image"
                 and e["args"]["repository"] == pushed.repository]
     assert recorded and recorded[-1]["size"] == described[0]["imageSizeInBytes"]
@@ -134,7 +136,7 @@ def test_push_then_ecr_answers_with_the_real_digest_and_size(pushed: PushResult,
 def test_ecr_uri_resolves_to_a_runnable_image(pushed: PushResult, registry: LocalRegistry,
                                               docker_client: docker.DockerClient) -> None:
     docker_client.images.remove(pushed.registry_reference)  # so resolution really pulls
-    resolver = ImageResolver(docker_client, registry)
+    resolver = ImageResolver(get_backend(), registry)
     uri = ecr_uri(ACCOUNT, REGION, pushed.repository, "v1")
     resolved = resolver.resolve(uri)
     assert resolved == pushed.registry_reference

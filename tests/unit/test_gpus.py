@@ -315,21 +315,14 @@ def test_engine_refusing_the_device_request_fails_the_job_as_a_capacity_error(tm
 
 # -- endpoints: the fleet's plan -----------------------------------------------------------------
 
-class _GpuBackend:
-    def __init__(self, devices: Any) -> None:
-        self.devices = devices
-
-    def gpu_devices(self) -> Any:
-        return self.devices
-
-
 def _fleet(tmp_path: Path, devices: Any, **settings: Any) -> Any:
     from emulator.config import Settings
     from emulator.hosting.fleet import Fleet
+    from tests.unit.test_hosting_fakes import FakeBackend
 
-    fleet = Fleet(_GpuBackend(devices), tmp_path)
-    fleet.settings = Settings(home=tmp_path, **settings)  # type: ignore[attr-defined]
-    return fleet
+    backend = FakeBackend()
+    backend.gpus = devices
+    return Fleet(backend, tmp_path, gpu_policy=GpuPolicy.from_settings(Settings(home=tmp_path, **settings)))
 
 
 def _config(instance_type: str, count: int) -> dict[str, Any]:

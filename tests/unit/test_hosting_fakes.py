@@ -24,8 +24,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from emulator.config import Settings
+from emulator.polling import poll_until
 from emulator.runtime.spec import ContainerExit, ContainerInfo, ContainerSpec, ImageNotFound, RuntimeError_
 from emulator.store import Store
+from tests.unit.runtime_fakes import FakeBackendBase
 
 
 def _handler(spec: ContainerSpec, log: list[tuple[float, str]]) -> type[BaseHTTPRequestHandler]:
@@ -119,7 +121,7 @@ class FakeContainer:
     log: list[tuple[float, str]] = field(default_factory=list)
 
 
-class FakeBackend:
+class FakeBackend(FakeBackendBase):
     """A RuntimeBackend whose containers are threads in this process."""
 
     _ids = itertools.count(1)
@@ -129,6 +131,7 @@ class FakeBackend:
         self.started: list[ContainerSpec] = []
         self.refuse_starts = False
         """Set: start() fails as an engine that cannot create containers does."""
+        self.networks: dict[str, dict[str, str]] = {}
         self.copied_in: list[tuple[str, str, Path | None]] = []
         """``copy_in`` calls: (container id, path, source or None)."""
 
@@ -206,6 +209,21 @@ class FakeBackend:
         container = self.containers.get(container_id)
         return container is not None and container.running
 
+    def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> None:
+        self.networks[name] = dict(labels)
+
+    def remove_network(self, name: str) -> None:
+        self.networks.pop(name, None)
+
+    def copy_out(self, container_id: str, path: str, dest: Path) -> bool:
+        return False  # endpoint containers write nothing the platform reads back
+
+    def remove_labelled(self, labels: dict[str, str]) -> int:
+        found = self.find(labels)
+        for info in found:
+            self.remove(info.id)
+        return len(found)
+
     def copy_in(self, container_id: str, path: str, source: Path | None) -> None:
         """Record the copy (the fake containers read this machine's folders, as bind mounts do)."""
         self.copied_in.append((container_id, path, source))
@@ -270,38 +288,37 @@ class FakeS3Store:
     def client(self) -> FakeS3:
         return self._s3
 
-
-@dataclass(frozen=True)
-class HostingSettings(Settings):
-    """Settings with the hosting knobs HostingService reads (``getattr`` with defaults)."""
-
-    invocation_timeout_seconds: float = 60.0
-    endpoint_startup_timeout_seconds: float = 240.0
-    endpoint_download_timeout_seconds: float = 600.0
-    serverless_idle_seconds: float = 300.0
-    container_stop_grace_seconds: float = 30.0
+    def make_durable(self) -> None:
+        pass
 
 
 class FakePlatform:
     """The parts of emulator.platform.Platform that HostingService uses."""
 
     def __init__(self, home: Path, s3: FakeS3 | None = None, **settings: Any) -> None:
-        self.settings = HostingSettings(home=home, port=1, **settings)
+        self.settings = Settings(home=home, port=1, **settings)
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.settings.work_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.settings.state_dir / "resources.db")
         self.s3 = FakeS3Store(s3 or FakeS3())
-        self.runtime_handler: Any = None
-        self.streaming_handlers: dict[str, Any] = {}
+        self.backend: Any = None
+        """Set by the harness to the backend the service is given (the image policy's lookup)."""
+
+    def resolve_image(self, image: str) -> str:
+        """No image policy: the backend's exact lookup (emulator/images.py is tested on its own)."""
+        return str(self.backend.ensure_image(image))
+
+    def check_role(self, role_arn: str | None, operation: str, ctx: Any, source_arn: str | None = None) -> None:
+        """Every role is fine (the real check is covered by tests/unit/test_iam.py)."""
+
+    def container_environment(self, role_arn: str | None, region: str | None = None) -> dict[str, str]:
+        """No container gateway: containers get no AWS variables."""
+        return {}
 
 
 def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
     """Poll ``condition()`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
+    value = poll_until(condition, timeout, interval)
+    if not value:
+        raise AssertionError(f"condition not met within {timeout} s")
+    return value

@@ -30,7 +30,10 @@ class Harness:
         self.backend = backend or FakeBackend()
         self.s3 = s3 or FakeS3()
         self.platform = FakePlatform(home, self.s3, container_stop_grace_seconds=0, **settings)
-        self.service = HostingService(self.platform, backend=self.backend)
+        self.platform.backend = self.backend
+        self.service = HostingService(self.platform, self.backend)
+        self.runtime = self.service.edge_handlers().runtime_handler()
+        """What the edge calls for sagemaker-runtime operations."""
         self.service.start()
 
     def model(self, name: str, env: dict[str, str] | None = None, image: str = "img", **extra: Any) -> None:
@@ -69,7 +72,7 @@ class Harness:
 
     def invoke(self, name: str, body: bytes = b"{}", **headers: Any) -> dict[str, Any]:
         return dict(
-            self.service.runtime("InvokeEndpoint", {"EndpointName": name, "Body": body, **headers}, CTX)
+            self.runtime("InvokeEndpoint", {"EndpointName": name, "Body": body, **headers}, CTX)
         )
 
     def echo(self, name: str, body: bytes = b"{}", **headers: Any) -> dict[str, Any]:
@@ -471,7 +474,8 @@ def test_streaming_round_trip_parsed_by_botocore(harness: Harness) -> None:
     assert response.headers["X-Amzn-SageMaker-Content-Type"] == "text/plain"
     assert response.headers["x-Amzn-Invoked-Production-Variant"] == "AllTraffic"
     buffer = EventStreamBuffer()
-    for frame in response.response:
+    assert response.status == 200
+    for frame in response.body:
         buffer.add_data(frame)
     messages = list(buffer)
     assert [m.headers[":event-type"] for m in messages] == ["PayloadPart"] * len(messages)
@@ -479,7 +483,7 @@ def test_streaming_round_trip_parsed_by_botocore(harness: Harness) -> None:
     fallback = harness.service.streamer.handle(
         "InvokeEndpointWithResponseStream", {"EndpointName": "st-plain", "Body": b"{}"}, CTX
     )
-    assert b"".join(fallback.response)  # answered by POST /invocations
+    assert b"".join(fallback.body)  # answered by POST /invocations
     with pytest.raises(ModelError):
         harness.service.streamer.handle(
             "InvokeEndpointWithResponseStream", {"EndpointName": "st", "Body": b'{"status": 500}'}, CTX
@@ -510,13 +514,13 @@ def test_async_inference_and_data_capture(harness: Harness) -> None:
     assert record["DataCaptureConfig"]["CaptureStatus"] == "Started"
     harness.s3.objects[("in", "req.json")] = b'{"x": 1}'
     harness.s3.objects[("in", "bad.json")] = b'{"status": 500}'
-    answer = harness.service.runtime(
+    answer = harness.runtime(
         "InvokeEndpointAsync",
         {"EndpointName": "asy", "InputLocation": "s3://in/req.json", "ContentType": "application/json"},
         CTX,
     )
     assert answer["OutputLocation"] == f"s3://out/results/{answer['InferenceId']}.out"
-    failed = harness.service.runtime(
+    failed = harness.runtime(
         "InvokeEndpointAsync",
         {"EndpointName": "asy", "InputLocation": "s3://in/bad.json", "InferenceId": "bad-1"},
         CTX,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import docker.errors
 import pytest
 
 from emulator.images import (
@@ -78,25 +75,19 @@ def test_ecr_uri() -> None:
 # -- resolution with fakes --------------------------------------------------------------------------
 
 
-class FakeImages:
-    def __init__(self, local: set[str]) -> None:
-        self.local = set(local)
-        self.pulled: list[tuple[str, str]] = []
+class FakeEngine:
+    """The two LocalEngine calls the resolver makes, over a set of local image names."""
 
-    def get(self, name: str) -> Any:
-        if name not in self.local:
-            raise docker.errors.ImageNotFound(f"No such image: {name}")
-        return object()
-
-    def pull(self, repository: str, tag: str) -> Any:
-        self.pulled.append((repository, tag))
-        self.local.add(f"{repository}@{tag}" if tag.startswith("sha256:") else f"{repository}:{tag}")
-        return object()
-
-
-class FakeClient:
     def __init__(self, *local: str) -> None:
-        self.images = FakeImages(set(local))
+        self.local = set(local)
+        self.pulled: list[str] = []
+
+    def image_id(self, image: str) -> str | None:
+        return f"sha256:{abs(hash(image)):064x}"[:71] if image in self.local else None
+
+    def pull_image(self, reference: str) -> None:
+        self.pulled.append(reference)
+        self.local.add(reference)
 
 
 class FakeRegistry:
@@ -122,24 +113,24 @@ class FakeRegistry:
 
 
 def test_local_image_is_used_as_it_is() -> None:
-    client = FakeClient("my-algo:1", f"{ECR}/built-here:1")
+    client = FakeEngine("my-algo:1", f"{ECR}/built-here:1")
     resolver = ImageResolver(client, FakeRegistry({}))
     assert resolver.resolve("my-algo:1") == "my-algo:1"
     assert resolver.resolve(f"{ECR}/built-here:1") == f"{ECR}/built-here:1"
-    assert client.images.pulled == []
+    assert client.pulled == []
 
 
 def test_ecr_uri_pulls_from_the_local_registry() -> None:
-    client = FakeClient()
+    client = FakeEngine()
     resolver = ImageResolver(client, FakeRegistry({"team/model": ["v1"]}))
     assert resolver.find_missing(f"{ECR}/team/model:v1") is None
-    assert client.images.pulled == []  # checking never pulls
+    assert client.pulled == []  # checking never pulls
     assert resolver.resolve(f"{ECR}/team/model:v1") == "127.0.0.1:4571/team/model:v1"
-    assert client.images.pulled == [("127.0.0.1:4571/team/model", "v1")]
+    assert client.pulled == ["127.0.0.1:4571/team/model:v1"]
 
 
 def test_missing_tag_in_an_existing_repository() -> None:
-    resolver = ImageResolver(FakeClient("team/model:v2"), FakeRegistry({"team/model": ["v1"]}))
+    resolver = ImageResolver(FakeEngine("team/model:v2"), FakeRegistry({"team/model": ["v1"]}))
     image = f"{ECR}/team/model:v2"
     with pytest.raises(MissingImage) as raised:
         resolver.resolve(image)
@@ -155,7 +146,7 @@ def test_missing_tag_in_an_existing_repository() -> None:
 
 
 def test_missing_repository_and_other_job_kinds() -> None:
-    resolver = ImageResolver(FakeClient(), FakeRegistry({}))
+    resolver = ImageResolver(FakeEngine(), FakeRegistry({}))
     image = f"{ECR}/nowhere:1"
     error = resolver.find_missing(image)
     assert error is not None and not error.repository_exists
@@ -172,7 +163,7 @@ def test_missing_repository_and_other_job_kinds() -> None:
 
 
 def test_non_ecr_images_are_never_pulled() -> None:
-    client = FakeClient()
+    client = FakeEngine()
     resolver = ImageResolver(client, FakeRegistry({"python": ["3.11"]}))
     with pytest.raises(MissingImage) as raised:
         resolver.resolve("python:3.11")
@@ -180,11 +171,11 @@ def test_non_ecr_images_are_never_pulled() -> None:
     assert "docker build -t python:3.11 ." in str(raised.value)
     assert raised.value.reason("training", "arn:aws:iam::123456789012:role/R") == str(raised.value)
     assert raised.value.reason("hosting", variant="v").startswith("Please make sure all images")
-    assert client.images.pulled == []
+    assert client.pulled == []
 
 
 def test_registry_unavailable_is_named() -> None:
-    resolver = ImageResolver(FakeClient(), FakeRegistry({}, broken=True))
+    resolver = ImageResolver(FakeEngine(), FakeRegistry({}, broken=True))
     error = resolver.find_missing(f"{ECR}/m:1")
     assert error is not None and "apt-get install -y docker-registry" in str(error)
 

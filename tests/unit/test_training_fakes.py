@@ -27,6 +27,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from emulator.config import Settings
+from emulator.polling import poll_until
 from emulator.runtime.spec import (
     ContainerExit,
     ContainerInfo,
@@ -35,6 +36,7 @@ from emulator.runtime.spec import (
     ImageNotFound,
 )
 from emulator.store import Store
+from tests.unit.runtime_fakes import FakeBackendBase
 
 
 @dataclass
@@ -48,7 +50,7 @@ class FakeContainer:
     """Container folder -> relative path -> content."""
 
 
-class FakeTrainingBackend:
+class FakeTrainingBackend(FakeBackendBase):
     """``RuntimeBackend`` whose containers are threads following FAKE_* switches."""
 
     def __init__(self) -> None:
@@ -196,9 +198,6 @@ class FakeTrainingBackend:
             self.networks.pop(name)
         return len(found)
 
-    def gpus_available(self) -> bool:
-        return False
-
     def copy_in(self, container_id: str, path: str, source: Path | None) -> None:
         """Put ``source``'s files (or nothing) at ``path`` in the fake container's files."""
         container = self._get(container_id)
@@ -248,6 +247,9 @@ class FakeS3Store:
     def client(self) -> FakeS3:
         return self.fake
 
+    def make_durable(self) -> None:
+        pass
+
 
 class FakePlatform:
     """What TrainingService reads from the platform."""
@@ -256,12 +258,16 @@ class FakePlatform:
         self.settings = Settings(home=home, port=1)
         self.store = store or Store(home / "state" / "resources.db")
         self.s3 = FakeS3Store(FakeS3())
-        self.backend_factory = lambda: backend
+        self.backend = backend
         self.roles_checked: list[tuple[str | None, str]] = []
 
     def check_role(self, role_arn: str | None, operation: str, ctx: Any, source_arn: str | None = None) -> None:
         """Records the check; the real one is covered by tests/unit/test_iam.py."""
         self.roles_checked.append((role_arn, operation))
+
+    def resolve_image(self, image: str) -> str:
+        """No image policy: the backend's exact lookup (emulator/images.py is tested on its own)."""
+        return self.backend.ensure_image(image)
 
     def role_s3_client(self, role_arn: str | None, ctx: Any, default: Any) -> Any:
         """Strict mode off: the platform's own client."""
@@ -270,10 +276,7 @@ class FakePlatform:
 
 def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.01) -> Any:
     """Poll ``condition`` until truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+    value = poll_until(condition, timeout, interval)
+    if not value:
+        raise AssertionError(f"condition not met within {timeout} s")
+    return value

@@ -24,7 +24,7 @@ class Harness:
     def __init__(self, home: Path, store: Store | None = None) -> None:
         self.backend = FakeTrainingBackend()
         self.platform = FakePlatform(home, self.backend, store)
-        self.service = TrainingService(self.platform)
+        self.service = TrainingService(self.platform, self.backend)
         self.service.stop_grace_seconds = 0.3
 
     def create(self, name: str, env: dict[str, str] | None = None, **members: Any) -> dict[str, Any]:
@@ -203,6 +203,7 @@ def test_describe_list_and_duplicates(harness: Harness) -> None:
 
 
 def test_no_container_engine_fails_jobs_with_the_reason(tmp_path: Path) -> None:
+    from emulator.runtime.lazy import LazyBackend
     from emulator.runtime.spec import EngineUnavailable
 
     harness = Harness(tmp_path)
@@ -210,7 +211,7 @@ def test_no_container_engine_fails_jobs_with_the_reason(tmp_path: Path) -> None:
     def no_engine() -> Any:
         raise EngineUnavailable("cannot reach the Docker engine. Start Docker (scripts/install-docker, or `dockerd`)")
 
-    harness.service.backend = no_engine
+    harness.service.backend = harness.platform.backend = LazyBackend(no_engine)  # type: ignore[assignment]
     harness.service.start()  # nothing unfinished: the engine is not even asked
     harness.create("offline")
     job = harness.final("offline")
