@@ -47,6 +47,7 @@ from emulator.hosting.multi_model import (
     container_url,
     object_key,
 )
+from emulator.runtime.spec import RuntimeError_
 from emulator.s3 import S3Location
 
 log = logging.getLogger(__name__)
@@ -394,7 +395,7 @@ class InstanceModels:
         if self.on_folder is not None:
             try:
                 self.on_folder(entry.name, None)
-            except Exception as exc:  # the files are gone here; a stale copy there is never loaded again
+            except RuntimeError_ as exc:  # the files are gone here; a stale copy there is never loaded again
                 log.warning("instance %s: removing the files of %s failed: %s", self.instance_id, entry.target, exc)
 
     def _event(self, name: str, seconds: float) -> None:

@@ -421,6 +421,24 @@ def test_a_container_with_its_own_copy_gets_each_model_before_its_load_and_loses
     assert sorted(p.name for p in instance.fake.root.iterdir()) == [second]
 
 
+def test_a_copy_that_cannot_be_removed_does_not_stop_an_eviction(instances: Any) -> None:
+    from emulator.runtime.spec import ContainerNotFound
+
+    instance = instances(Budget(max_models=1), own_copy=True)
+    copy = instance.models.on_folder
+
+    def copy_but_never_remove(name: str, source: Path | None) -> None:
+        if source is None:
+            raise ContainerNotFound("the pod is gone")
+        copy(name, source)
+
+    instance.models.on_folder = copy_but_never_remove
+    instance.call("m0.tar.gz")
+    assert instance.call("m1.tar.gz")["files"] == ["m1.tar.gz.txt", "model.json"]
+    assert [e.target for e in instance.models.cache] == ["m1.tar.gz"]  # m0 evicted all the same
+    assert instance.models.stats.evictions == 1
+
+
 def test_simultaneous_first_calls_load_once_and_other_models_are_not_blocked(instances: Any) -> None:
     instance = instances()
     instance.fake.gate = threading.Event()  # "slow" stays loading until the test opens the gate
