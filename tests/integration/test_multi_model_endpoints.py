@@ -244,7 +244,6 @@ def test_fifty_models_through_a_budget_of_ten(on_runtime: OnRuntime, runtime_end
             finished[label] = time.monotonic()
 
     slow_callers = [threading.Thread(target=call, args=(f"slow{n}", "slow.tar.gz")) for n in range(16)]
-    started = time.monotonic()
     for thread in slow_callers:
         thread.start()
     poll(lambda: model_name("slow.tar.gz") in _models_in_container(engine, name), 10, 0.02, "the slow load to start")
@@ -256,8 +255,7 @@ def test_fifty_models_through_a_budget_of_ten(on_runtime: OnRuntime, runtime_end
     assert len(slow) == 16 and {a["load_count"] for a in slow} == {1}
     assert sorted(a["invocation_count"] for a in slow) == list(range(1, 17))
     first_slow = min(t for label, t in finished.items() if label.startswith("slow"))
-    assert finished["hit"] < first_slow and finished["other-load"] < first_slow
-    assert finished["hit"] - started < 1.0
+    assert finished["hit"] < first_slow and finished["other-load"] < first_slow  # answered while "slow" loaded
 
     # A load longer than the wait: ModelNotReadyException (429), and the load goes on. (A client
     # that does not retry: botocore's legacy mode retries 429, which is SageMaker's advice.)
