@@ -184,11 +184,37 @@ class S3Proxy:
                 return [b""]
             start_response(f"{response.status} {response.reason or ''}".strip(), response_headers)
             return [error]
+        if method == "POST" and response.status == 200 and any(name == "uploadId" for name, _ in pairs):
+            return _completed_upload(response, response_headers, f"{base.scheme}://{base.netloc}", environ,
+                                     start_response)
         start_response(f"{response.status} {response.reason or ''}".strip(), response_headers)
         if method == "HEAD":
             response.release_conn()
             return [b""]
         return _Relay(response)
+
+
+def _completed_upload(response: Any, headers: list[tuple[str, str]], store_base: str, environ: dict[str, Any],
+                      start_response: StartResponse) -> Iterable[bytes]:
+    """CompleteMultipartUpload's answer with its ``Location`` on the edge, not on the store.
+
+    The store names the object at its own address (MinIO's private port, which the client
+    never talks to); the client gets the address it used, in path style, as the other S3
+    answers it sees. The body is a short XML document (possibly after keep-alive spaces).
+    """
+    try:
+        body = response.read()
+    finally:
+        response.release_conn()
+    host = str(environ.get("HTTP_HOST", ""))
+    virtual = _VIRTUAL_HOST.match(host.lower())
+    if virtual is not None:  # <bucket>.localhost:<port>: the bucket is already in the path
+        host = host[virtual.end("bucket") + 1:]
+    client_base = f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
+    body = body.replace(f"<Location>{store_base}/".encode(), f"<Location>{client_base}/".encode())
+    kept = [(name, value) for name, value in headers if name.lower() != "content-length"]
+    start_response(f"{response.status} {response.reason or ''}".strip(), [*kept, ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def _bucket_path(environ: dict[str, Any]) -> str:
