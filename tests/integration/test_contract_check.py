@@ -55,11 +55,19 @@ def options(kind: str, data: Path) -> CheckOptions:
 
 @pytest.fixture(scope="module")
 def contract_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorTarget]:
-    """One emulator for every check of the module, with short graces and /ping deadline."""
+    """One emulator for every check of the module, with short graces and /ping deadline.
+
+    Its account has a raised instance quota (SMEMU_INSTANCE_QUOTAS): the module runs every case
+    at once, each check with its own jobs and endpoints, which can be more instances of one type
+    than the default quota of 20 allows at a given moment; one ResourceLimitExceeded would fail
+    every case of the module.
+    """
+    from emulator.quotas import parse_quotas
     from emulator.server import EmulatorServer
 
     settings = check_settings(tmp_path_factory.mktemp("contract-home"), startup_timeout=STARTUP,
                               training_stop_grace=GRACE, endpoint_stop_grace=GRACE)
+    settings = settings.with_overrides(instance_quotas=parse_quotas("*=200"))
     with EmulatorServer(settings):
         yield EmulatorTarget.for_settings(settings)
 
